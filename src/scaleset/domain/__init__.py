@@ -1,0 +1,1 @@
+"""Pure domain: resource models, validation, arithmetic, health and planners. No I/O, no clocks."""
