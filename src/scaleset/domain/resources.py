@@ -237,6 +237,4 @@ class VirtualMachineScaleSet(ArmModel):
 
 
 READ_ONLY_PROPERTIES = ("provisioningState", "uniqueId", "timeCreated")
-WRITE_ONLY_PATHS = (
-    ("properties", "virtualMachineProfile", "osProfile", "adminPassword"),
-)
+WRITE_ONLY_PATHS = (("properties", "virtualMachineProfile", "osProfile", "adminPassword"),)

@@ -1,0 +1,1 @@
+"""Upgrade planners, one per mode, and the rolling-upgrade status they keep."""

@@ -1,0 +1,100 @@
+"""The record a rolling upgrade keeps, and the ``rollingUpgrades/latest`` document made from it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RollingStatusCode(StrEnum):
+    ROLLING_FORWARD = "RollingForward"
+    CANCELLED = "Cancelled"
+    COMPLETED = "Completed"
+    FAULTED = "Faulted"
+
+
+class Phase(StrEnum):
+    """Where the batch loop is. ``IDLE`` before the first batch and between batches without a pause."""
+
+    IDLE = "idle"
+    BATCH = "batch"
+    PAUSE = "pause"
+    ROLLING_BACK = "rollingBack"
+    DONE = "done"
+
+
+class Progress(BaseModel):
+    successfulInstanceCount: int = 0
+    failedInstanceCount: int = 0
+    inProgressInstanceCount: int = 0
+    pendingInstanceCount: int = 0
+
+
+class Rollout(BaseModel):
+    """One rolling upgrade, persisted whole after every pass; resuming reads it back and carries on.
+
+    Instance ids are the scale set's. With maxSurge, ``batch`` holds the *new* instances and ``surge_pairs`` maps
+    each to the old instance it replaces.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    rollout_id: str
+    set_id: str
+    kind: str = "ModelUpgrade"
+    policy: dict[str, Any]
+    target_version: int
+    started_at: float
+    code: RollingStatusCode = RollingStatusCode.ROLLING_FORWARD
+    last_action: str = "Start"
+    last_action_at: float
+    ended_at: float | None = None
+    phase: Phase = Phase.IDLE
+    batch_number: int = 0
+    batch: list[int] = Field(default_factory=list)
+    batch_zone: str | None = None
+    batch_started_at: float | None = None
+    surge_pairs: dict[int, int] = Field(default_factory=dict)
+    pause_until: float | None = None
+    attempted: list[int] = Field(default_factory=list)
+    succeeded: list[int] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list)
+    previous_versions: dict[int, int] = Field(default_factory=dict)
+    rolling_back: list[int] = Field(default_factory=list)
+    rolled_back: list[int] = Field(default_factory=list)
+    cancel_requested: bool = False
+    error: dict[str, str] | None = None
+    operation_id: str | None = None
+    progress: Progress = Field(default_factory=Progress)
+
+    @property
+    def active(self) -> bool:
+        """Still moving instances: rolling forward, finishing a cancelled batch, or rolling back."""
+        return self.phase is not Phase.DONE
+
+
+def status_document(rollout: Rollout, *, location: str, render_time: Any) -> dict[str, Any]:
+    """``RollingUpgradeStatusInfo`` as ``GET rollingUpgrades/latest`` returns it (no ``id``/``name``, as Azure).
+
+    ``render_time`` turns an engine timestamp into the ISO 8601 string clients see.
+    """
+    running: dict[str, Any] = {
+        "code": rollout.code.value,
+        "startTime": render_time(rollout.started_at),
+        "lastAction": rollout.last_action,
+        "lastActionTime": render_time(rollout.last_action_at),
+    }
+    properties: dict[str, Any] = {
+        "policy": dict(rollout.policy),
+        "runningStatus": running,
+        "progress": rollout.progress.model_dump(),
+    }
+    if rollout.error is not None:
+        properties["error"] = dict(rollout.error)
+    return {
+        "location": location,
+        "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+        "properties": properties,
+    }
