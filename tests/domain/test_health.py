@@ -87,9 +87,7 @@ BINARY = ProbeSettings("extension", protocol="http", interval=5, probes=1, grace
         pytest.param(RICH_HTTP, [Segment(0, Answer.INVALID)], 60, HealthState.UNKNOWN, id="rich-invalid-unknown"),
         pytest.param(RICH_HTTP, [Segment(7, Answer.HEALTHY)], 15, HealthState.HEALTHY, id="rich-healthy-2-probes"),
         pytest.param(RICH_HTTP, [Segment(7, Answer.HEALTHY)], 14, HealthState.INITIALIZING, id="one-probe-not-enough"),
-        pytest.param(
-            RICH_HTTP, [Segment(0, Answer.UNHEALTHY)], 5, HealthState.UNHEALTHY, id="rich-app-says-unhealthy"
-        ),
+        pytest.param(RICH_HTTP, [Segment(0, Answer.UNHEALTHY)], 5, HealthState.UNHEALTHY, id="rich-app-says-unhealthy"),
         pytest.param(
             RICH_HTTP,
             [Segment(0, Answer.HEALTHY), Segment(50, Answer.NONE)],
@@ -125,14 +123,24 @@ def test_probe_settings_from_extension() -> None:
             "publisher": "Microsoft.ManagedServices",
             "type": "applicationhealthlinux",
             "typeHandlerVersion": "2.0",
-            "settings": {"protocol": "HTTP", "port": 80, "requestPath": "/h", "intervalInSeconds": 10,
-                         "numberOfProbes": 3},
+            "settings": {
+                "protocol": "HTTP",
+                "port": 80,
+                "requestPath": "/h",
+                "intervalInSeconds": 10,
+                "numberOfProbes": 3,
+            },
         },
     }
     config = probe_settings(_vmss([ext]))
     assert config is not None
     assert (config.source, config.protocol, config.interval, config.probes, config.rich) == (
-        "extension", "http", 10.0, 3, True)
+        "extension",
+        "http",
+        10.0,
+        3,
+        True,
+    )
     assert config.grace == 30.0  # default: interval x probes
 
 

@@ -67,9 +67,7 @@ def shown_percent(count: int, total: int) -> int:
     return -(-count * 100 // total)
 
 
-def shrunk_batch_size(
-    *, total: int, max_batch_percent: int, max_unhealthy_percent: int, unhealthy: int
-) -> int:
+def shrunk_batch_size(*, total: int, max_batch_percent: int, max_unhealthy_percent: int, unhealthy: int) -> int:
     """Batch size after Azure's "a batch may be smaller" rule for in-place upgrades.
 
     Instances in an in-place batch are down while they upgrade, so the batch is shrunk until the instances already

@@ -200,9 +200,7 @@ class Evaluation:
     next_change: float | None  # earliest time after ``now`` the state could change; None when it never can
 
 
-def evaluate(
-    settings: ProbeSettings, *, started_at: float, segments: Sequence[Segment], now: float
-) -> Evaluation:
+def evaluate(settings: ProbeSettings, *, started_at: float, segments: Sequence[Segment], now: float) -> Evaluation:
     """Health at ``now`` of an instance probed from ``started_at`` whose answers follow ``segments``.
 
     Probes run at ``started_at + k * interval`` (k = 0, 1, ...). Before the first segment the instance does not
@@ -253,9 +251,7 @@ def evaluate(
     in_force = [s for s in timeline if s.start <= now + _EPS]
     current = settings.reading(in_force[-1].answer) if in_force else None
     streak_now = streak if current is streak_state else 0
-    return Evaluation(
-        state, since, _next_change(settings, started_at, now, state, current, streak_now, upcoming)
-    )
+    return Evaluation(state, since, _next_change(settings, started_at, now, state, current, streak_now, upcoming))
 
 
 def _next_change(  # noqa: PLR0917 - private helper, every argument is one part of the evaluation state

@@ -1,23 +1,25 @@
 """How a PUT or PATCH body folds into the stored scale set, on raw JSON before any parsing.
 
-Azure keeps what a request leaves out, and clients rely on it: ``az vmss scale`` PUTs only ``location`` and
-``sku``, and ``az vmss update`` PUTs the model back with ``imageReference`` set to null. So both verbs follow the
-same rules here:
+Azure keeps what a request leaves out, and clients rely on it: ``az vmss scale`` PUTs only ``location``
+and ``sku``, and ``az vmss update`` PUTs the model back with ``imageReference`` set to null. So both verbs
+follow the same rules here:
 
 * objects merge key by key, at every depth;
 * an explicit ``null`` keeps the stored value (on create there is none, so the field takes its default);
-* arrays (``zones``, ``extensions``, ``dataDisks``, ``networkInterfaceConfigurations``, ...) and the ``tags`` map
-  replace the stored value whole;
+* arrays (``zones``, ``extensions``, ``dataDisks``, ``networkInterfaceConfigurations``, ...) and the
+  ``tags`` map replace the stored value whole;
 * read-only fields in the body (``id``, ``name``, ``type``, ``etag``, ``properties.provisioningState`` and the
   like) are ignored.
 
 Worked example::
 
-    stored  {"properties": {"upgradePolicy": {"mode": "Manual", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50}},
-                            "automaticRepairsPolicy": {"enabled": true}}}
-    body    {"properties": {"upgradePolicy": {"mode": "Rolling"}, "automaticRepairsPolicy": null}}
-    merged  {"properties": {"upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50}},
-                            "automaticRepairsPolicy": {"enabled": true}}}
+    stored  {"upgradePolicy": {"mode": "Manual", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50}},
+             "automaticRepairsPolicy": {"enabled": true}, "tags": {"a": "1"}}
+    body    {"upgradePolicy": {"mode": "Rolling"}, "automaticRepairsPolicy": null, "tags": {"b": "2"}}
+    merged  {"upgradePolicy": {"mode": "Rolling", "rollingUpgradePolicy": {"maxBatchInstancePercent": 50}},
+             "automaticRepairsPolicy": {"enabled": true}, "tags": {"b": "2"}}
+
+(``upgradePolicy`` and ``automaticRepairsPolicy`` sit under ``properties`` in the real body; left out here.)
 
 The functions never change their arguments and never share containers with them.
 """
@@ -97,16 +99,17 @@ def _object_shape(model: type[BaseModel]) -> Shape:
     """Which fields of ``model`` hold JSON objects, read from its annotations (lists are not descended)."""
     shape: Shape = {}
     for name, field in model.model_fields.items():
-        annotation = field.annotation
-        members = (
-            get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
-        )
-        for member in members:
+        for member in _members(field.annotation):
             if isinstance(member, type) and issubclass(member, BaseModel):
                 shape[field.alias or name] = _object_shape(member)
             elif get_origin(member) is dict:
                 shape[field.alias or name] = {}
     return shape
+
+
+def _members(annotation: object) -> tuple[object, ...]:
+    """The alternatives of a union (``Sku | None`` -> ``Sku, NoneType``), or the annotation alone."""
+    return get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
 
 
 _SCALE_SET_SHAPE = _object_shape(VirtualMachineScaleSet)

@@ -94,9 +94,7 @@ class AutomaticRepairsPolicy(ArmModel):
 
 
 class ScaleInPolicy(ArmModel):
-    rules: list[Annotated[ScaleInRule, _canonical(ScaleInRule)]] = Field(
-        default_factory=lambda: [ScaleInRule.DEFAULT]
-    )
+    rules: list[Annotated[ScaleInRule, _canonical(ScaleInRule)]] = Field(default_factory=lambda: [ScaleInRule.DEFAULT])
     forceDeletion: bool = False
     prioritizeUnhealthyVMs: bool | None = None
 

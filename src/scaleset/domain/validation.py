@@ -2,13 +2,13 @@
 
 Two steps, in this order, after :mod:`scaleset.domain.merge` has folded the request into the stored model:
 
-1. :func:`parse_scale_set` turns the merged JSON into a :class:`VirtualMachineScaleSet`; a shape error (a string
-   where an integer belongs, an unknown enum value) becomes ``InvalidParameter`` naming the dotted ARM path.
+1. :func:`parse_scale_set` turns the merged JSON into a :class:`VirtualMachineScaleSet`; a shape error (a
+   string where an integer belongs, an unknown enum value) becomes ``InvalidParameter`` on its ARM path.
 2. :func:`validate_scale_set` checks ranges, combinations and immutability, and raises the first error found.
 
-Targets are ARM's dotted paths with list positions in brackets:
-``properties.virtualMachineProfile.extensionProfile.extensions[0].properties.settings.port``. Messages use Azure's
-text where it has been observed; the other choices are listed in ``docs/semantics.md``.
+Targets are ARM's dotted paths with list positions in brackets, as in
+``properties.virtualMachineProfile.extensionProfile.extensions[0].properties.settings.port``. Messages use
+Azure's text where it has been observed; the other choices are listed in ``docs/semantics.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from scaleset.domain.durations import parse_duration
-from scaleset.domain.health import HEALTH_EXTENSION_PUBLISHER, HEALTH_EXTENSION_TYPES, probe_settings
 from scaleset.domain.errors import (
     BAD_REQUEST,
     INVALID_PARAMETER,
@@ -31,6 +30,7 @@ from scaleset.domain.errors import (
     invalid_parameter,
     property_change_not_allowed,
 )
+from scaleset.domain.health import HEALTH_EXTENSION_PUBLISHER, HEALTH_EXTENSION_TYPES, probe_settings
 from scaleset.domain.resources import Extension, OrchestrationMode, UpgradeMode, VirtualMachineScaleSet
 
 UPGRADE_POLICY = "properties.upgradePolicy"
@@ -73,15 +73,11 @@ _EXPECTED_KIND = {
     "string": "a string",
     "float": "a number",
     "list": "an array",
-    "dict": "a JSON object",
-    "model": "a JSON object",
 }
 
 
-
-
 def render_value(value: object) -> str:
-    """A value as a message shows it: strings quoted, JSON literals bare (``'x'``, ``3``, ``true``, ``null``)."""
+    """A value as a message shows it: strings quoted, JSON bare (``'x'``, ``3``, ``true``, ``null``)."""
     if isinstance(value, str):
         return f"'{value}'"
     text = json.dumps(value, default=str)
@@ -104,16 +100,13 @@ def _missing(target: str) -> DomainError:
 
 
 def _not_one_of(target: str, value: object, allowed: Iterable[str]) -> DomainError:
-    return invalid_parameter(
-        target, f"{_the_value(value, target)} is not valid. Allowed values: {', '.join(allowed)}."
-    )
+    choices = ", ".join(allowed)
+    return invalid_parameter(target, f"{_the_value(value, target)} is not valid. Allowed values: {choices}.")
 
 
 def _out_of_range(target: str, value: object, low: object, high: object) -> DomainError:
-    return invalid_parameter(
-        target,
-        f"{_the_value(value, target)} is out of range. The value must be between {low} and {high}, inclusive.",
-    )
+    limits = f"The value must be between {low} and {high}, inclusive."
+    return invalid_parameter(target, f"{_the_value(value, target)} is out of range. {limits}")
 
 
 def _not_allowed(target: str) -> DomainError:
@@ -122,8 +115,6 @@ def _not_allowed(target: str) -> DomainError:
 
 def _bad_request(target: str, message: str) -> DomainError:
     return DomainError(BAD_REQUEST, message, target)
-
-
 
 
 def parse_scale_set(body: dict[str, Any]) -> VirtualMachineScaleSet:
@@ -144,9 +135,9 @@ def _from_pydantic(error: Any) -> DomainError:
         return _missing(target)
     if kind == "enum":
         return _not_one_of(target, value, re.findall(r"'([^']*)'", error["ctx"]["expected"]))
-    expected = next((text for prefix, text in _EXPECTED_KIND.items() if kind.startswith(prefix)), None)
-    if expected == "a JSON object":
+    if kind.startswith(("dict", "model")):
         return expected_object(target, value)
+    expected = next((text for prefix, text in _EXPECTED_KIND.items() if kind.startswith(prefix)), None)
     suffix = f" Expected {expected}." if expected else ""
     return invalid_parameter(target, f"{_the_value(value, target)} is not valid.{suffix}")
 
@@ -157,8 +148,6 @@ def arm_path(loc: Sequence[str | int]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
-
-
 
 
 def validate_scale_set(new: VirtualMachineScaleSet, *, old: VirtualMachineScaleSet | None) -> None:
@@ -192,11 +181,16 @@ def _location_key(location: str | None) -> str | None:
     return "".join(location.split()).lower() if location is not None else None
 
 
+def _case_folded(value: object) -> object:
+    """Azure compares names without regard to letter case: ``Premium_LRS`` is ``premium_lrs``."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def _check_unchanged(new: VirtualMachineScaleSet, old: VirtualMachineScaleSet) -> None:
     if _location_key(new.location) != _location_key(old.location):
         raise property_change_not_allowed("location")
     for path in IMMUTABLE_PATHS:
-        if _lookup(new, path) != _lookup(old, path):
+        if _case_folded(_lookup(new, path)) != _case_folded(_lookup(old, path)):
             raise property_change_not_allowed(path)
     if old.properties.singlePlacementGroup is False and new.properties.singlePlacementGroup is True:
         target = "properties.singlePlacementGroup"
@@ -294,8 +288,8 @@ def _check_extensions(new: VirtualMachineScaleSet) -> None:
             if first != index:
                 raise invalid_parameter(
                     f"{at}.name",
-                    f"Extension name '{extension.name}' is used by extensions[{first}] and extensions[{index}]. "
-                    "Extension names must be unique.",
+                    f"Extension name '{extension.name}' is used by extensions[{first}] "
+                    f"and extensions[{index}]. Extension names must be unique.",
                 )
         if not _is_health_extension(extension):
             continue
@@ -315,7 +309,7 @@ def _is_health_extension(extension: Extension) -> bool:
 
 
 def _check_health_settings(settings: dict[str, Any] | None, *, at: str) -> None:
-    """The Application Health extension's ``settings``, checked up front (real Azure leaves them to the agent).
+    """The Application Health extension's ``settings``, checked here (real Azure leaves them to the agent).
 
     ``gracePeriod`` is a rich-health (2.x) setting; on 1.0 it is checked the same way and then ignored.
     """
@@ -391,8 +385,6 @@ def _check_duration(target: str, text: str, *, between: tuple[str, str] | None =
         raise _out_of_range(target, text, *between)
 
 
-
-
 def validate_instance_ids(ids: object, *, existing: set[int]) -> list[int] | Literal["*"]:
     """The ``instanceIds`` of a scale-set action, as numbers in request order without repeats, or ``"*"``.
 
@@ -406,20 +398,15 @@ def validate_instance_ids(ids: object, *, existing: set[int]) -> list[int] | Lit
     if not isinstance(ids, list):
         raise invalid_parameter(target, f"{_the_value(ids, target)} is not valid. Expected an array of ids.")
     if not ids:
-        raise invalid_parameter(
-            target, "The value of parameter 'instanceIds' must name at least one instance."
-        )
+        raise invalid_parameter(target, "Parameter 'instanceIds' must name at least one instance.")
     if ids == ["*"]:
         return "*"
-    numbers: list[int] = []
-    for item in ids:
-        number = _instance_number(item)
-        if number is None:
-            if item == "*":
-                raise invalid_parameter(target, "'*' must be the only entry of 'instanceIds'.")
-            raise invalid_parameter(target, INSTANCE_ID_NOT_A_NUMBER)
-        if number not in numbers:
-            numbers.append(number)
+    if "*" in ids:
+        raise invalid_parameter(target, "'*' must be the only entry of 'instanceIds'.")
+    parsed = [_instance_number(item) for item in ids]
+    numbers = list(dict.fromkeys(number for number in parsed if number is not None))
+    if len(numbers) < len(set(parsed)):
+        raise invalid_parameter(target, INSTANCE_ID_NOT_A_NUMBER)
     unknown = [str(number) for number in numbers if number not in existing]
     if unknown:
         raise DomainError(
@@ -442,13 +429,14 @@ def _instance_number(item: object) -> int | None:
 
 
 def validate_protection_policy(
-    protect_from_scale_in: bool | None, protect_from_scale_set_actions: bool | None
+    protect_from_scale_in: bool | None,
+    protect_from_scale_set_actions: bool | None,
 ) -> None:
-    """Protection from scale-set actions includes protection from scale-in, so the pair (false, true) is refused."""
+    """Protection from scale-set actions includes protection from scale-in: (false, true) is refused."""
     if protect_from_scale_set_actions and not protect_from_scale_in:
         target = "properties.protectionPolicy.protectFromScaleIn"
         raise invalid_parameter(
             target,
-            "protectFromScaleSetActions can only be true when protectFromScaleIn is also true: protection from "
-            "scale-set actions includes protection from scale-in.",
+            "protectFromScaleSetActions can only be true when protectFromScaleIn is also true: "
+            "protection from scale-set actions includes protection from scale-in.",
         )

@@ -155,9 +155,7 @@ class MemoryStore:
             self._require_set(set_id)
             existing = self._t.rollouts.get(rollout_id)
             if existing is not None and existing[0] != set_id:
-                raise StoreError(
-                    f"rollout {rollout_id!r} belongs to scale set {existing[0]!r}, not {set_id!r}"
-                )
+                raise StoreError(f"rollout {rollout_id!r} belongs to scale set {existing[0]!r}, not {set_id!r}")
             self._t.rollouts[rollout_id] = (set_id, text)
 
     def get_rollout(self, rollout_id: str) -> Record | None:

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from scaleset.store.base import (
     Record,
@@ -171,7 +172,7 @@ class SqliteStore:
 
     def list_scale_sets(self) -> list[tuple[str, Record]]:
         rows = self._fetchall("SELECT set_id, record FROM scale_sets ORDER BY set_id")
-        return [(str(set_id), decode_record(text)) for set_id, text in rows]
+        return [(set_id, decode_record(text)) for set_id, text in rows]
 
     def delete_scale_set(self, set_id: str) -> None:
         with self.transaction():
@@ -189,9 +190,7 @@ class SqliteStore:
             )
 
     def get_model(self, set_id: str, version: int) -> Record | None:
-        return self._fetch_record(
-            "SELECT record FROM models WHERE set_id = ? AND version = ?", (set_id, version)
-        )
+        return self._fetch_record("SELECT record FROM models WHERE set_id = ? AND version = ?", (set_id, version))
 
     def put_instances(self, set_id: str, records: Iterable[tuple[int, Record]]) -> None:
         rows = encode_instances(records)  # the whole batch first, so a bad record leaves nothing written
@@ -212,15 +211,13 @@ class SqliteStore:
         rows = self._fetchall(
             "SELECT instance_id, record FROM instances WHERE set_id = ? ORDER BY instance_id", (set_id,)
         )
-        return [(int(instance_id), decode_record(text)) for instance_id, text in rows]
+        return [(instance_id, decode_record(text)) for instance_id, text in rows]
 
     def put_rollout(self, rollout_id: str, set_id: str, record: Record) -> None:
         text = encode_record(record)
         with self.transaction():
             self._require_set(set_id)
-            row = self._conn.execute(
-                "SELECT set_id FROM rollouts WHERE rollout_id = ?", (rollout_id,)
-            ).fetchone()
+            row = self._conn.execute("SELECT set_id FROM rollouts WHERE rollout_id = ?", (rollout_id,)).fetchone()
             if row is not None and row[0] != set_id:
                 raise StoreError(f"rollout {rollout_id!r} belongs to scale set {row[0]!r}, not {set_id!r}")
             self._conn.execute(
@@ -236,13 +233,11 @@ class SqliteStore:
         row = self._fetchone(
             "SELECT rollout_id, record FROM rollouts WHERE set_id = ? ORDER BY seq DESC LIMIT 1", (set_id,)
         )
-        return None if row is None else (str(row[0]), decode_record(row[1]))
+        return None if row is None else (row[0], decode_record(row[1]))
 
     def list_rollouts(self, set_id: str) -> list[tuple[str, Record]]:
-        rows = self._fetchall(
-            "SELECT rollout_id, record FROM rollouts WHERE set_id = ? ORDER BY seq", (set_id,)
-        )
-        return [(str(rollout_id), decode_record(text)) for rollout_id, text in rows]
+        rows = self._fetchall("SELECT rollout_id, record FROM rollouts WHERE set_id = ? ORDER BY seq", (set_id,))
+        return [(rollout_id, decode_record(text)) for rollout_id, text in rows]
 
     def put_operation(self, op_id: str, record: Record) -> None:
         text = encode_record(record)
@@ -258,7 +253,7 @@ class SqliteStore:
 
     def list_operations(self) -> list[tuple[str, Record]]:
         rows = self._fetchall("SELECT op_id, record FROM operations ORDER BY seq")
-        return [(str(op_id), decode_record(text)) for op_id, text in rows]
+        return [(op_id, decode_record(text)) for op_id, text in rows]
 
     def append_events(self, events: Iterable[Record]) -> None:
         rows = [encode_event(event) for event in events]
@@ -279,7 +274,7 @@ class SqliteStore:
             sql += " LIMIT ?"
             params.append(limit)
         rows = self._fetchall(sql, params)
-        return [(int(seq), decode_record(text)) for seq, text in rows]
+        return [(seq, decode_record(text)) for seq, text in rows]
 
     def close(self) -> None:
         with self._lock:
@@ -293,19 +288,19 @@ class SqliteStore:
         if self._conn.execute("SELECT 1 FROM scale_sets WHERE set_id = ?", (set_id,)).fetchone() is None:
             raise UnknownScaleSetError(f"scale set {set_id!r} is not stored")
 
-    def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple[object, ...] | None:
+    def _fetchone(self, sql: str, params: Iterable[object] = ()) -> tuple[Any, ...] | None:
         with self._lock:
-            row: tuple[object, ...] | None = self._conn.execute(sql, tuple(params)).fetchone()
+            row: tuple[Any, ...] | None = self._conn.execute(sql, tuple(params)).fetchone()
         return row
 
-    def _fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple[object, ...]]:
+    def _fetchall(self, sql: str, params: Iterable[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            rows: list[tuple[object, ...]] = self._conn.execute(sql, tuple(params)).fetchall()
+            rows: list[tuple[Any, ...]] = self._conn.execute(sql, tuple(params)).fetchall()
         return rows
 
-    def _fetch_record(self, sql: str, params: tuple[object, ...]) -> Record | None:
+    def _fetch_record(self, sql: str, params: tuple[Any, ...]) -> Record | None:
         row = self._fetchone(sql, params)
-        return None if row is None else decode_record(str(row[0]))
+        return None if row is None else decode_record(row[0])
 
 
 def _undo(conn: sqlite3.Connection, depth: int, savepoint: str) -> None:

@@ -121,7 +121,7 @@ def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target:
             _update_progress(r, instances, target)
             return out
         pause = parse_duration(policy.pauseTimeBetweenBatches)
-        if pause > 0 and not r.cancel_requested:
+        if pause > 0 and not r.cancel_requested and _work_set(r, instances, target):
             r.phase, r.pause_until = Phase.PAUSE, now + pause
             out.events.append(Event("pause", {"seconds": pause, "until": r.pause_until}))
             out.wake_at = r.pause_until
@@ -191,6 +191,11 @@ def _start_batch(
     now: float,
 ) -> None:
     r = out.rollout
+    work = _work_set(r, instances, target)
+    if not work:
+        _end(out, now, Event("rolloutCompleted", {"batches": r.batch_number, "succeeded": len(r.succeeded)}))
+        r.code = RollingStatusCode.COMPLETED
+        return
     population = _population(r, instances)
     total = len(population)
     unhealthy = sum(1 for v in population if v.is_unhealthy)
@@ -227,11 +232,6 @@ def _start_batch(
                 f"of {threshold}%. To apply upgrades, consider increasing the MaxUnhealthyInstancePercent value.",
             )
         _fault(out, error, policy, now)
-        return
-    work = _work_set(r, instances, target)
-    if not work:
-        _end(out, now, Event("rolloutCompleted", {"batches": r.batch_number, "succeeded": len(r.succeeded)}))
-        r.code = RollingStatusCode.COMPLETED
         return
     ready = [v for v in work if not v.busy]
     if not ready:
@@ -336,8 +336,8 @@ def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: Roll
             "batchCompleted",
             {
                 "batch": r.batch_number,
-                "succeededIds": [str(i) for i in ok],
-                "failedIds": [str(i) for i in bad],
+                "succeededIds": [str(i) for i in sorted(ok)],
+                "failedIds": [str(i) for i in sorted(bad)],
                 "upgradedUnhealthy": len(failed_now),
                 "upgraded": upgraded,
                 "thresholdPercent": threshold,

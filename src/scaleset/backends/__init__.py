@@ -1,0 +1,1 @@
+"""Instance backends: where instances actually live (simulated in virtual time, or real local processes)."""

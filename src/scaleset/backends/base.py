@@ -1,0 +1,51 @@
+"""The seam between the engine and wherever instances run.
+
+The engine records *what* was asked of an instance on its :class:`InstanceRecord` (the action, the model version,
+the image) and then calls :meth:`InstanceBackend.apply`; the backend makes it happen and keeps what it needs in
+``record.backend``. :meth:`InstanceBackend.observe` reports the instance at ``now`` as an :class:`InstanceView`, or
+None once a delete has finished. Every backend passes ``tests/backends/conformance.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from scaleset.domain.health import Answer, ProbeSettings
+from scaleset.domain.instances import InstanceView
+from scaleset.domain.records import InstanceRecord
+
+# Action kinds the engine puts in ``InstanceRecord.action``.
+CREATE = "create"
+UPGRADE = "upgrade"
+REIMAGE = "reimage"
+DELETE = "delete"
+START = "start"
+RESTART = "restart"
+POWER_OFF = "powerOff"
+DEALLOCATE = "deallocate"
+ACTIONS = (CREATE, UPGRADE, REIMAGE, DELETE, START, RESTART, POWER_OFF, DEALLOCATE)
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceModel:
+    """The parts of a scale-set model version that decide how an instance behaves."""
+
+    version: int
+    image_version: str | None
+    extensions: tuple[str, ...]
+    probe: ProbeSettings | None
+
+
+class InstanceBackend(Protocol):
+    def apply(self, record: InstanceRecord, *, set_id: str, model: InstanceModel, now: float) -> None:
+        """Start ``record.action`` on the instance (its record already says what and to which model)."""
+
+    def observe(self, record: InstanceRecord, *, set_id: str, model: InstanceModel, now: float) -> InstanceView | None:
+        """The instance at ``now``; None once it has been deleted."""
+
+    def inject_health(self, record: InstanceRecord, answer: Answer, *, now: float) -> None:
+        """From ``now`` on, the instance's application answers probes with ``answer`` (fault injection)."""
+
+    def close(self) -> None:
+        """Release everything the backend holds (processes, sockets)."""

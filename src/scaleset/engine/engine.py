@@ -1,0 +1,567 @@
+"""The engine: reconcile passes over scale sets, driven by one scheduler and one clock.
+
+A pass reads ``now`` once, observes every instance through the backend, asks the pure planners what to do
+(rolling upgrade, automatic upgrade, capacity), applies their actions through the backend, settles operations,
+records the decisions in the activity log, persists everything in one transaction, and sets the scale set's next
+wake-up. Nothing that matters lives only in memory: a new engine over the same store carries on exactly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from scaleset.backends import base
+from scaleset.backends.base import InstanceBackend
+from scaleset.domain import errors
+from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
+from scaleset.domain.health import Answer
+from scaleset.domain.instances import InstanceView, PowerState, ProvisioningState
+from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
+from scaleset.domain.resources import UpgradeMode
+from scaleset.domain.scalein import choose_fault_domain, choose_scale_in, choose_zone
+from scaleset.domain.upgrade.automatic import plan_automatic
+from scaleset.domain.upgrade.rolling import POLL_SECONDS, Target, plan_rolling, start_rollout
+from scaleset.domain.upgrade.status import Phase, RollingStatusCode
+from scaleset.engine.clock import Clock, VirtualClock
+from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
+from scaleset.engine.state import CachedView, ScaleSetState
+from scaleset.store.base import Store
+
+MAX_PASSES_AT_ONE_INSTANT = 64
+DEFAULT_FAULT_DOMAINS = 5
+
+
+class EngineError(RuntimeError):
+    """An internal invariant broke; never a user error (those are DomainError)."""
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        backend: InstanceBackend,
+        clock: Clock,
+        catalogue: Callable[[], list[str]] | None = None,
+        id_namespace: str | None = None,
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self.scheduler = Scheduler()
+        self._catalogue = catalogue or list
+        self._sets: dict[str, ScaleSetState] = {}
+        self._timeline_handler: Callable[[str], None] | None = None
+        namespace = id_namespace or store.get_meta("id_namespace")
+        if namespace is None:
+            namespace = str(uuid.uuid4())
+            store.set_meta("id_namespace", namespace)
+        self._namespace = namespace
+        self._id_counter = int(store.get_meta("id_counter") or 0)
+        self._events: list[dict[str, Any]] = []
+        self._load()
+
+    # ----------------------------------------------------------------- loading and ids
+
+    def _load(self) -> None:
+        for set_id, data in self.store.list_scale_sets():
+            state = ScaleSetState.load(self.store, set_id, data)
+            self._sets[set_id] = state
+            if state.record.wake_at is not None:
+                self.scheduler.request(set_id, state.record.wake_at)
+        for op_id, data in self.store.list_operations():
+            op = Operation.model_validate(data)
+            if not op.done and op.set_id in self._sets:
+                self._sets[op.set_id].operations[op_id] = op
+
+    def new_id(self) -> str:
+        """A GUID that is unique in this store and the same on every run of the same scenario."""
+        self._id_counter += 1
+        self.store.set_meta("id_counter", str(self._id_counter))
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scaleset:{self._namespace}:{self._id_counter}"))
+
+    def catalogue(self) -> list[str]:
+        return self._catalogue()
+
+    # ----------------------------------------------------------------- access
+
+    def state(self, set_id: str) -> ScaleSetState | None:
+        return self._sets.get(set_id)
+
+    def states(self) -> list[ScaleSetState]:
+        return [self._sets[k] for k in sorted(self._sets)]
+
+    def add_state(self, state: ScaleSetState) -> None:
+        self._sets[state.set_id] = state
+
+    def forget_state(self, set_id: str) -> None:
+        self._sets.pop(set_id, None)
+        self.scheduler.set(set_id, None)
+
+    def observe(self, state: ScaleSetState, now: float) -> list[InstanceView]:
+        """Every live instance at ``now``; instances whose delete finished are dropped from the state."""
+        views: list[InstanceView] = []
+        catalogue = self.catalogue()
+        for instance_id in sorted(state.instances):
+            record = state.instances[instance_id]
+            cached = state.views.get(instance_id)
+            if (
+                cached is not None
+                and cached.generation == record.generation
+                and now >= cached.observed_at
+                and (cached.valid_until is None or now < cached.valid_until)
+            ):
+                view = cached.view
+            else:
+                model = state.model(self.store, record.model_version, catalogue)
+                view = self.backend.observe(record, set_id=state.set_id, model=model, now=now)
+                valid = view.stable_until if view is not None else None
+                state.views[instance_id] = CachedView(view, valid, record.generation, now)
+            if view is None:
+                del state.instances[instance_id]
+                state.views.pop(instance_id, None)
+                state.removed.add(instance_id)
+                state.dirty.discard(instance_id)
+                continue
+            views.append(view)
+        return views
+
+    # ----------------------------------------------------------------- scheduling
+
+    def wake(self, set_id: str, at: float | None = None) -> None:
+        self.scheduler.request(set_id, self.clock.now() if at is None else at)
+
+    def on_timeline(self, handler: Callable[[str], None]) -> None:
+        self._timeline_handler = handler
+
+    def run_until(self, until: float | None = None, *, advance: bool = True) -> None:
+        """Drain the scheduler in virtual time up to ``until`` (everything, when None).
+
+        With ``advance`` the clock ends at ``until``; without, it stays at the last wake-up processed.
+        """
+        if not isinstance(self.clock, VirtualClock):
+            raise EngineError("run_until drives a virtual clock only")
+        passes_here: dict[str, int] = {}
+        last_time: float | None = None
+        while (wake := self.scheduler.peek()) is not None:
+            if until is not None and wake.time > until:
+                break
+            self.scheduler.pop()
+            if wake.time > self.clock.now():
+                self.clock.advance_to(wake.time)
+            if wake.time != last_time:
+                passes_here.clear()
+                last_time = wake.time
+            if wake.priority == PRIORITY_TIMELINE:
+                if self._timeline_handler is None:
+                    raise EngineError(f"timeline entry {wake.key} with no handler")
+                self._timeline_handler(wake.key)
+                continue
+            passes_here[wake.key] = passes_here.get(wake.key, 0) + 1
+            if passes_here[wake.key] > MAX_PASSES_AT_ONE_INSTANT:
+                raise EngineError(
+                    f"scale set {wake.key} asked for more than {MAX_PASSES_AT_ONE_INSTANT} passes "
+                    f"at one instant; a planner is not making progress"
+                )
+            self.run_pass(wake.key)
+        if advance and until is not None and until > self.clock.now():
+            self.clock.advance_to(until)
+        self.store.set_meta("now", repr(self.clock.now()))
+
+    def request_timeline(self, key: str, at: float) -> None:
+        self.scheduler.request(key, at, priority=PRIORITY_TIMELINE)
+
+    # ----------------------------------------------------------------- the pass
+
+    def run_pass(self, set_id: str) -> None:
+        state = self._sets.get(set_id)
+        if state is None:
+            return
+        now = self.clock.now()
+        views = self.observe(state, now)
+        record = state.record
+        vmss = state.vmss
+        target_version = record.model_version
+        waits: list[float] = []
+        attach: list[int] = []
+
+        if record.provisioning_state == "Deleting":
+            self._pass_deleting(state, views, now)
+            return
+
+        # 1. rolling upgrade
+        rollout = state.rollout if state.rollout is not None and state.rollout.active else None
+        if rollout is None and record.rollout_requested:
+            record.rollout_requested = False
+            state.record_dirty = True
+            if vmss.upgrade_mode is UpgradeMode.ROLLING and self._has_stale_work(views, target_version):
+                rollout = start_rollout(
+                    self.new_id(),
+                    set_id,
+                    policy=vmss.rolling_policy,
+                    target_version=target_version,
+                    now=now,
+                    operation_id=next((op.operation_id for op in state.operations.values() if op.pending), None),
+                )
+                record.active_rollout = rollout.rollout_id
+                self._emit(
+                    state,
+                    now,
+                    Event(
+                        "rolloutStarted",
+                        {
+                            "targetModelVersion": target_version,
+                            "policy": rollout.policy,
+                            "instances": len(views),
+                        },
+                    ),
+                    rollout_id=rollout.rollout_id,
+                )
+                for op in state.operations.values():
+                    if op.pending:
+                        op.rollout_id = rollout.rollout_id
+        actions: list[Action] = []
+        if rollout is not None:
+            step = plan_rolling(
+                rollout,
+                instances=views,
+                target=Target(
+                    target_version,
+                    record.next_instance_id,
+                    state.model(self.store, target_version, self.catalogue()).probe,
+                ),
+                now=now,
+            )
+            state.rollout = step.rollout
+            state.rollout_dirty = True
+            for event in step.events:
+                self._emit(state, now, event, rollout_id=rollout.rollout_id)
+            actions.extend(step.actions)
+            if step.wake_at is not None:
+                waits.append(step.wake_at)
+            if not step.rollout.active:
+                record.active_rollout = None
+                state.record_dirty = True
+
+        # 2. automatic mode
+        if vmss.upgrade_mode is UpgradeMode.AUTOMATIC:
+            plan = plan_automatic(views, target_version=target_version)
+            actions.extend(plan.actions)
+            attach.extend(plan.instance_ids)
+            for event in plan.events:
+                self._emit(state, now, event)
+
+        # 3. capacity
+        capacity_actions = self._plan_capacity(state, views, now)
+        actions.extend(capacity_actions)
+        attach.extend(a.instance_id for a in capacity_actions if isinstance(a, Create))
+
+        for action in actions:
+            self.apply(state, action, now)
+        if actions:
+            views = self.observe(state, now)
+        for op in state.operations.values():
+            if op.pending:
+                op.pending = False
+                op.instance_ids = sorted(set(op.instance_ids) | set(attach))
+        self._settle_operations(state, views, now, waits)
+        self._commit(state, waits, now)
+
+    def _has_stale_work(self, views: Sequence[InstanceView], version: int) -> bool:
+        return any(v.model_version != version and not v.protect_from_scale_set_actions for v in views)
+
+    def _plan_capacity(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> list[Action]:
+        rollout = state.rollout if state.rollout is not None and state.rollout.active else None
+        surge = set(rollout.surge_pairs) if rollout is not None else set()
+        in_flight = set(rollout.batch) | set(rollout.surge_pairs.values()) if rollout is not None else set()
+        population = [
+            v for v in views if v.provisioning is not ProvisioningState.DELETING and v.instance_id not in surge
+        ]
+        capacity = state.vmss.capacity
+        actions: list[Action] = []
+        if len(population) < capacity:
+            placed = list(views)
+            fds = state.vmss.properties.platformFaultDomainCount or DEFAULT_FAULT_DOMAINS
+            next_id = state.record.next_instance_id
+            for offset in range(capacity - len(population)):
+                zone = choose_zone(placed, state.vmss.zones)
+                fd = choose_fault_domain(placed, zone, fault_domains=fds)
+                new_id = next_id + offset
+                actions.append(Create(new_id, zone, fd, state.record.model_version, reason="scaleOut"))
+                placed.append(
+                    InstanceView(
+                        new_id,
+                        zone,
+                        fd,
+                        state.record.model_version,
+                        now,
+                        ProvisioningState.CREATING,
+                        PowerState.RUNNING,
+                        None,
+                    )
+                )
+            self._emit(
+                state,
+                now,
+                Event(
+                    "scaleOut",
+                    {
+                        "from": len(population),
+                        "to": capacity,
+                        "instanceIds": [str(a.instance_id) for a in actions if isinstance(a, Create)],
+                    },
+                ),
+            )
+        elif len(population) > capacity:
+            victims = choose_scale_in(
+                population,
+                len(population) - capacity,
+                policy=state.vmss.properties.scaleInPolicy,
+                exclude=frozenset(in_flight),
+            )
+            actions.extend(Delete(i, reason="scaleIn") for i in victims)
+            self._emit(
+                state,
+                now,
+                Event(
+                    "scaleIn",
+                    {
+                        "from": len(population),
+                        "to": capacity,
+                        "instanceIds": [str(i) for i in victims],
+                        "policy": state.vmss.properties.scaleInPolicy.model_dump(mode="json"),
+                        "protectedSkipped": len(population) - capacity - len(victims),
+                    },
+                ),
+            )
+        return actions
+
+    def _pass_deleting(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> None:
+        for view in views:
+            if view.provisioning is not ProvisioningState.DELETING:
+                self.apply(state, Delete(view.instance_id, reason="scaleSetDeleted"), now)
+        if not state.instances:
+            for op in state.operations.values():
+                op.status, op.ended_at, op.pending = OperationStatus.SUCCEEDED, now, False
+            self._emit(state, now, Event("scaleSetDeleted", {}))
+            with self.store.transaction():
+                self._flush_events()
+                for op in state.operations.values():
+                    self.store.put_operation(op.operation_id, op.model_dump(mode="json"))
+                self.store.delete_scale_set(state.set_id)
+            self.forget_state(state.set_id)
+            return
+        waits = [v.eta if v.eta is not None else now + POLL_SECONDS for v in views] or [now + POLL_SECONDS]
+        self._commit(state, [max(waits)], now)
+
+    # ----------------------------------------------------------------- applying actions
+
+    def apply(self, state: ScaleSetState, action: Action, now: float) -> None:
+        """Record the action on the instance and hand it to the backend."""
+        catalogue = self.catalogue()
+        if isinstance(action, Create):
+            model = state.model(self.store, action.version, catalogue)
+            record = InstanceRecord(
+                instance_id=action.instance_id,
+                zone=action.zone,
+                fault_domain=action.fault_domain,
+                model_version=action.version,
+                created_at=now,
+                image_version=model.image_version,
+                action=base.CREATE,
+                action_started_at=now,
+                action_reason=action.reason,
+            )
+            state.instances[action.instance_id] = record
+            state.record.next_instance_id = max(state.record.next_instance_id, action.instance_id + 1)
+            state.record_dirty = True
+            state.removed.discard(action.instance_id)
+        else:
+            existing = state.instances.get(action.instance_id)
+            if existing is None:
+                raise EngineError(f"action on unknown instance {action.instance_id} of {state.set_id}")
+            record = existing
+            record.generation += 1
+            record.action_started_at = now
+            if isinstance(action, Upgrade):
+                model = state.model(self.store, action.to_version, catalogue)
+                if action.reason is UpgradeReason.ROLLBACK:
+                    record.image_version = record.previous_image_version or model.image_version
+                else:
+                    record.previous_image_version = record.image_version
+                    record.image_version = model.image_version
+                record.model_version = action.to_version
+                record.action, record.action_reason = base.UPGRADE, action.reason.value
+            elif isinstance(action, Reimage):
+                record.model_version = action.to_version
+                record.image_version = state.model(self.store, action.to_version, catalogue).image_version
+                record.action, record.action_reason = base.REIMAGE, "reimageAll" if action.data_disks else "reimage"
+                record.power_goal = "running"
+            elif isinstance(action, Delete):
+                record.action, record.action_reason = base.DELETE, action.reason
+            elif isinstance(action, Power):
+                record.action, record.action_reason = _POWER_ACTIONS[action.action], action.action.value
+                if action.action in (PowerAction.START, PowerAction.RESTART):
+                    record.power_goal = "running"
+                elif action.action is PowerAction.POWER_OFF:
+                    record.power_goal = "stopped"
+                else:
+                    record.power_goal = "deallocated"
+        model = state.model(self.store, record.model_version, catalogue)
+        self.backend.apply(record, set_id=state.set_id, model=model, now=now)
+        state.touch(record.instance_id)
+
+    def inject_health(self, state: ScaleSetState, instance_ids: Iterable[int], answer: Answer) -> None:
+        now = self.clock.now()
+        for instance_id in instance_ids:
+            record = state.instances[instance_id]
+            self.backend.inject_health(record, answer, now=now)
+            state.touch(instance_id)
+
+    # ----------------------------------------------------------------- operations
+
+    def start_operation(
+        self,
+        state: ScaleSetState,
+        kind: str,
+        *,
+        instance_ids: Sequence[int] = (),
+        pending: bool = True,
+        rollout_id: str | None = None,
+    ) -> Operation:
+        op = Operation(
+            operation_id=self.new_id(),
+            kind=kind,
+            set_id=state.set_id,
+            started_at=self.clock.now(),
+            pending=pending,
+            instance_ids=list(instance_ids),
+            rollout_id=rollout_id,
+        )
+        state.operations[op.operation_id] = op
+        return op
+
+    def _settle_operations(
+        self, state: ScaleSetState, views: Sequence[InstanceView], now: float, waits: list[float]
+    ) -> None:
+        by_id = {v.instance_id: v for v in views}
+        for op in list(state.operations.values()):
+            if op.done or op.pending:
+                continue
+            busy = [by_id[i] for i in op.instance_ids if i in by_id and by_id[i].busy]
+            if busy:
+                waits.append(max(v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in busy))
+                continue
+            if op.rollout_id is not None:
+                rollout = state.rollout
+                if rollout is not None and rollout.rollout_id == op.rollout_id:
+                    if rollout.code is RollingStatusCode.ROLLING_FORWARD or (
+                        rollout.code is RollingStatusCode.CANCELLED and rollout.phase is not Phase.DONE
+                    ):
+                        continue
+                    if rollout.code is RollingStatusCode.FAULTED:
+                        self._finish(state, op, now, OperationStatus.FAILED, rollout.error)
+                        continue
+                    if rollout.code is RollingStatusCode.CANCELLED:
+                        self._finish(
+                            state,
+                            op,
+                            now,
+                            OperationStatus.CANCELED,
+                            {
+                                "code": errors.ROLLING_UPGRADE_CANCELED,
+                                "message": "The rolling upgrade was cancelled before it finished.",
+                            },
+                        )
+                        continue
+            failed = [
+                by_id[i] for i in op.instance_ids if i in by_id and by_id[i].provisioning is ProvisioningState.FAILED
+            ]
+            if failed:
+                first = failed[0]
+                self._finish(
+                    state,
+                    op,
+                    now,
+                    OperationStatus.FAILED,
+                    {
+                        "code": first.error_code or "VMProvisioningFailed",
+                        "message": f"Instance {first.instance_id}: {first.error_message or 'provisioning failed.'}",
+                    },
+                )
+            else:
+                self._finish(state, op, now, OperationStatus.SUCCEEDED, None)
+
+    def _finish(
+        self, state: ScaleSetState, op: Operation, now: float, status: OperationStatus, error: dict[str, str] | None
+    ) -> None:
+        op.status, op.ended_at, op.error = status, now, error
+        data: dict[str, Any] = {"operationId": op.operation_id, "operation": op.kind, "status": status.value}
+        if error:
+            data["error"] = error
+        self._emit(state, now, Event("operationFinished", data))
+
+    # ----------------------------------------------------------------- persistence
+
+    def _emit(self, state: ScaleSetState, now: float, event: Event, *, rollout_id: str | None = None) -> None:
+        row: dict[str, Any] = {"time": now, "scaleSet": state.set_id, "kind": event.kind}
+        if rollout_id is not None:
+            row["rolloutId"] = rollout_id
+        row.update(event.data)
+        self._events.append(row)
+
+    def emit(self, state: ScaleSetState, event: Event) -> None:
+        self._emit(state, self.clock.now(), event)
+
+    def _flush_events(self) -> None:
+        if self._events:
+            self.store.append_events(self._events)
+            self._events = []
+
+    def _commit(self, state: ScaleSetState, waits: Sequence[float], now: float) -> None:
+        record = state.record
+        wake = min(waits) if waits else None
+        if wake is not None and wake < now:
+            wake = now
+        if wake != record.wake_at:
+            record.wake_at = wake
+            state.record_dirty = True
+        self.persist(state)
+        self.scheduler.set(state.set_id, wake)
+
+    def persist(self, state: ScaleSetState) -> None:
+        """Write everything the state changed, in one transaction."""
+        with self.store.transaction():
+            self.store.put_scale_set(state.set_id, state.record.to_dict())
+            if state.dirty:
+                self.store.put_instances(
+                    state.set_id,
+                    [(i, state.instances[i].to_dict()) for i in sorted(state.dirty) if i in state.instances],
+                )
+            if state.removed:
+                self.store.delete_instances(state.set_id, sorted(state.removed))
+            if state.rollout is not None and state.rollout_dirty:
+                self.store.put_rollout(state.rollout.rollout_id, state.set_id, state.rollout.model_dump(mode="json"))
+            for op in state.operations.values():
+                self.store.put_operation(op.operation_id, op.model_dump(mode="json"))
+            self._flush_events()
+            self.store.set_meta("now", repr(self.clock.now()))
+        state.dirty.clear()
+        state.removed.clear()
+        state.rollout_dirty = False
+        state.record_dirty = False
+        for op_id in [k for k, op in state.operations.items() if op.done]:
+            del state.operations[op_id]
+
+
+_POWER_ACTIONS = {
+    PowerAction.START: base.START,
+    PowerAction.RESTART: base.RESTART,
+    PowerAction.POWER_OFF: base.POWER_OFF,
+    PowerAction.DEALLOCATE: base.DEALLOCATE,
+}
+
+
+__all__ = ["PRIORITY_PASS", "Engine", "EngineError"]

@@ -1,0 +1,89 @@
+"""The engine's in-memory view of one scale set: a write-through cache of the store.
+
+Level-triggered passes recompute from this state, which always equals what the store holds once a pass has
+committed; reopening the store rebuilds it exactly (:meth:`ScaleSetState.load`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaleset.backends.base import InstanceModel
+from scaleset.domain.health import probe_settings
+from scaleset.domain.images import resolve_version
+from scaleset.domain.instances import InstanceView
+from scaleset.domain.records import InstanceRecord, Operation, ScaleSetRecord
+from scaleset.domain.resources import VirtualMachineScaleSet
+from scaleset.domain.upgrade.status import Rollout
+from scaleset.store.base import Store
+
+
+def instance_model_part(body: dict[str, Any]) -> dict[str, Any]:
+    """The part of a scale-set body whose change makes instances stale: the VM profile and the VM size."""
+    properties = body.get("properties") or {}
+    return {
+        "virtualMachineProfile": properties.get("virtualMachineProfile") or {},
+        "vmSize": (body.get("sku") or {}).get("name"),
+    }
+
+
+def model_hash(body: dict[str, Any]) -> str:
+    canonical = json.dumps(instance_model_part(body), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class CachedView:
+    view: InstanceView | None
+    valid_until: float | None
+    generation: int
+    observed_at: float
+
+
+@dataclass(slots=True)
+class ScaleSetState:
+    record: ScaleSetRecord
+    vmss: VirtualMachineScaleSet
+    instances: dict[int, InstanceRecord] = field(default_factory=dict)
+    rollout: Rollout | None = None
+    operations: dict[str, Operation] = field(default_factory=dict)
+    models: dict[int, InstanceModel] = field(default_factory=dict)
+    views: dict[int, CachedView] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+    removed: set[int] = field(default_factory=set)
+    rollout_dirty: bool = False
+    record_dirty: bool = False
+
+    @property
+    def set_id(self) -> str:
+        return self.record.set_id
+
+    def model(self, store: Store, version: int, catalogue: list[str]) -> InstanceModel:
+        cached = self.models.get(version)
+        if cached is not None:
+            return cached
+        body = store.get_model(self.set_id, version)
+        if body is None:
+            raise LookupError(f"model version {version} of {self.set_id} is not stored")
+        vmss = VirtualMachineScaleSet.model_validate(body)
+        names = tuple(ext.name or "" for ext in vmss.extensions)
+        model = InstanceModel(version, resolve_version(vmss.image, catalogue), names, probe_settings(vmss))
+        self.models[version] = model
+        return model
+
+    def touch(self, instance_id: int) -> None:
+        self.dirty.add(instance_id)
+        self.views.pop(instance_id, None)
+
+    @classmethod
+    def load(cls, store: Store, set_id: str, data: dict[str, Any]) -> ScaleSetState:
+        record = ScaleSetRecord.from_dict(data)
+        state = cls(record=record, vmss=VirtualMachineScaleSet.model_validate(record.body))
+        state.instances = {i: InstanceRecord.from_dict(r) for i, r in store.list_instances(set_id)}
+        latest = store.latest_rollout(set_id)
+        if latest is not None:
+            state.rollout = Rollout.model_validate(latest[1])
+        return state
