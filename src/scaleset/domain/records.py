@@ -6,7 +6,7 @@ per-record validation cost. Rollouts and operations are pydantic models (a handf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -34,11 +34,16 @@ class InstanceRecord:
     backend: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # By hand: dataclasses.asdict deep-copies recursively and dominated large runs. The store serialises the
+        # result at once, so sharing ``backend`` with the record is safe.
+        return {name: getattr(self, name) for name in _INSTANCE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> InstanceRecord:
         return cls(**data)
+
+
+_INSTANCE_FIELDS = tuple(f.name for f in fields(InstanceRecord))
 
 
 @dataclass(slots=True)

@@ -65,3 +65,27 @@ def choose_fault_domain(instances: Sequence[InstanceView], zone: str | None, *, 
         v.fault_domain for v in instances if v.zone == zone and v.provisioning is not ProvisioningState.DELETING
     )
     return min(range(max(1, fault_domains)), key=lambda fd: counts[fd])
+
+
+def place_new(
+    instances: Sequence[InstanceView], count: int, *, zones: Sequence[str] | None, fault_domains: int
+) -> list[tuple[str | None, int]]:
+    """Zones and fault domains for ``count`` new instances, each placed as :func:`choose_zone` and
+    :func:`choose_fault_domain` would place it after the ones before it (linear time, for large scale-outs).
+
+    >>> place_new([], 4, zones=["1", "2"], fault_domains=2)
+    [('1', 0), ('2', 0), ('1', 1), ('2', 1)]
+    """
+    alive = [v for v in instances if v.provisioning is not ProvisioningState.DELETING]
+    zone_counts = Counter(v.zone for v in alive)
+    fd_counts = Counter((v.zone, v.fault_domain) for v in alive)
+    ordered_zones: list[str | None] = list(sorted(zones)) if zones else [None]
+    domains = range(max(1, fault_domains))
+    out: list[tuple[str | None, int]] = []
+    for _ in range(count):
+        zone = min(ordered_zones, key=lambda z: zone_counts[z])
+        fd = min(domains, key=lambda d: fd_counts[(zone, d)])
+        zone_counts[zone] += 1
+        fd_counts[(zone, fd)] += 1
+        out.append((zone, fd))
+    return out

@@ -150,7 +150,14 @@ def arm_path(loc: Sequence[str | int]) -> str:
     return out
 
 
-def validate_scale_set(new: VirtualMachineScaleSet, *, old: VirtualMachineScaleSet | None) -> None:
+AZURE_CAPACITY_LIMIT = 1000
+"""Azure's ceiling for one Uniform scale set. Simulations may lift it (``capacity_limit``) to rehearse fleets
+larger than one real scale set can hold; the API server keeps Azure's."""
+
+
+def validate_scale_set(
+    new: VirtualMachineScaleSet, *, old: VirtualMachineScaleSet | None, capacity_limit: int = AZURE_CAPACITY_LIMIT
+) -> None:
     """Raise the first rule ``new`` breaks; ``old`` is the stored model on update, None on create.
 
     Immutability comes first (a change to a fixed field is the most precise complaint), then field ranges,
@@ -158,7 +165,7 @@ def validate_scale_set(new: VirtualMachineScaleSet, *, old: VirtualMachineScaleS
     """
     if old is not None:
         _check_unchanged(new, old)
-    _check_envelope(new, creating=old is None)
+    _check_envelope(new, creating=old is None, capacity_limit=capacity_limit)
     _check_upgrade_policy(new)
     _check_repairs_policy(new)
     _check_os_profile(new)
@@ -210,7 +217,7 @@ def _check_unchanged(new: VirtualMachineScaleSet, old: VirtualMachineScaleSet) -
         )
 
 
-def _check_envelope(new: VirtualMachineScaleSet, *, creating: bool) -> None:
+def _check_envelope(new: VirtualMachineScaleSet, *, creating: bool, capacity_limit: int) -> None:
     if new.properties.orchestrationMode is OrchestrationMode.FLEXIBLE:
         raise _bad_request(
             "properties.orchestrationMode",
@@ -220,7 +227,7 @@ def _check_envelope(new: VirtualMachineScaleSet, *, creating: bool) -> None:
         raise _missing("location")
     if creating and not new.sku.name:
         raise _missing("sku.name")
-    _check_range("sku.capacity", new.sku.capacity, 0, 1000)
+    _check_range("sku.capacity", new.sku.capacity, 0, capacity_limit)
     zones = new.zones or []
     for index, zone in enumerate(zones):
         if zone not in ZONES:

@@ -17,10 +17,10 @@ from scaleset.backends.base import InstanceBackend
 from scaleset.domain import errors
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
 from scaleset.domain.health import Answer
-from scaleset.domain.instances import InstanceView, PowerState, ProvisioningState
+from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.resources import UpgradeMode
-from scaleset.domain.scalein import choose_fault_domain, choose_scale_in, choose_zone
+from scaleset.domain.scalein import choose_scale_in, place_new
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.rolling import POLL_SECONDS, Target, plan_rolling, start_rollout
 from scaleset.domain.upgrade.status import Phase, RollingStatusCode
@@ -61,6 +61,7 @@ class Engine:
         self._namespace = namespace
         self._id_counter = int(store.get_meta("id_counter") or 0)
         self._events: list[dict[str, Any]] = []
+        self.passes = 0
         self._load()
 
     # ----------------------------------------------------------------- loading and ids
@@ -179,6 +180,7 @@ class Engine:
         state = self._sets.get(set_id)
         if state is None:
             return
+        self.passes += 1
         now = self.clock.now()
         views = self.observe(state, now)
         record = state.record
@@ -282,26 +284,11 @@ class Engine:
         capacity = state.vmss.capacity
         actions: list[Action] = []
         if len(population) < capacity:
-            placed = list(views)
             fds = state.vmss.properties.platformFaultDomainCount or DEFAULT_FAULT_DOMAINS
             next_id = state.record.next_instance_id
-            for offset in range(capacity - len(population)):
-                zone = choose_zone(placed, state.vmss.zones)
-                fd = choose_fault_domain(placed, zone, fault_domains=fds)
-                new_id = next_id + offset
-                actions.append(Create(new_id, zone, fd, state.record.model_version, reason="scaleOut"))
-                placed.append(
-                    InstanceView(
-                        new_id,
-                        zone,
-                        fd,
-                        state.record.model_version,
-                        now,
-                        ProvisioningState.CREATING,
-                        PowerState.RUNNING,
-                        None,
-                    )
-                )
+            places = place_new(views, capacity - len(population), zones=state.vmss.zones, fault_domains=fds)
+            for offset, (zone, fd) in enumerate(places):
+                actions.append(Create(next_id + offset, zone, fd, state.record.model_version, reason="scaleOut"))
             self._emit(
                 state,
                 now,

@@ -22,6 +22,7 @@ from scaleset.domain.upgrade.manual import plan_manual_upgrade, plan_reimage
 from scaleset.domain.upgrade.rolling import request_cancel
 from scaleset.domain.upgrade.status import Rollout
 from scaleset.domain.validation import (
+    AZURE_CAPACITY_LIMIT,
     parse_scale_set,
     validate_instance_ids,
     validate_protection_policy,
@@ -48,8 +49,9 @@ def _normalise_location(location: str | None) -> str | None:
 
 
 class Services:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, capacity_limit: int = AZURE_CAPACITY_LIMIT) -> None:
         self.engine = engine
+        self.capacity_limit = capacity_limit
 
     # ------------------------------------------------------------------ lookups
 
@@ -100,7 +102,7 @@ class Services:
     ) -> tuple[dict[str, Any], Operation, bool]:
         merged = merge_put(None, body)
         vmss = parse_scale_set(merged)
-        validate_scale_set(vmss, old=None)
+        validate_scale_set(vmss, old=None, capacity_limit=self.capacity_limit)
         vmss.location = _normalise_location(vmss.location)
         if vmss.sku.tier is None:
             vmss.sku.tier = "Standard"
@@ -133,7 +135,7 @@ class Services:
         engine = self.engine
         self._not_deleting(state, "update")
         vmss = parse_scale_set(merged)
-        validate_scale_set(vmss, old=state.vmss)
+        validate_scale_set(vmss, old=state.vmss, capacity_limit=self.capacity_limit)
         vmss.location = _normalise_location(vmss.location)
         stored = vmss.model_dump(mode="json", exclude_none=True)
         new_hash = model_hash(stored)

@@ -83,6 +83,11 @@ class ScenarioRun:
         return s.subscription, s.resourceGroup, s.scaleSetName
 
     def _run_step(self, key: str) -> None:
+        # The step and the record that it ran commit together, so a stop can never replay or skip one.
+        with self.store.transaction():
+            self._run_step_inner(key)
+
+    def _run_step_inner(self, key: str) -> None:
         if key == CREATE_KEY:
             self._attempt("create", lambda: self.services.put_scale_set(*self._ids, self.scenario.scaleset))
             self.store.set_meta("timeline_next", "0")

@@ -94,7 +94,7 @@ def request_cancel(rollout: Rollout | None, *, now: float) -> Rollout:
     """
     if rollout is None or rollout.code is not RollingStatusCode.ROLLING_FORWARD:
         raise errors.operation_not_allowed("There is no ongoing Rolling Upgrade to cancel.")
-    cancelled = rollout.model_copy(deep=True)
+    cancelled = rollout.clone()
     cancelled.cancel_requested = True
     cancelled.code = RollingStatusCode.CANCELLED
     cancelled.last_action = "Cancel"
@@ -104,7 +104,7 @@ def request_cancel(rollout: Rollout | None, *, now: float) -> Rollout:
 
 def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target: Target, now: float) -> RollingPass:
     """One pass of the batch loop at ``now``."""
-    out = RollingPass(rollout.model_copy(deep=True))
+    out = RollingPass(rollout.clone())
     r = out.rollout
     by_id = {view.instance_id: view for view in instances}
     policy = RollingUpgradePolicy.model_validate(r.policy)

@@ -69,6 +69,18 @@ class Rollout(BaseModel):
     operation_id: str | None = None
     progress: Progress = Field(default_factory=Progress)
 
+    def clone(self) -> Rollout:
+        """A copy that shares nothing mutable with this one (cheaper than a generic deep copy)."""
+        copied = self.model_copy()
+        for name in ("batch", "attempted", "succeeded", "failed", "rolling_back", "rolled_back"):
+            setattr(copied, name, list(getattr(self, name)))
+        copied.surge_pairs = dict(self.surge_pairs)
+        copied.previous_versions = dict(self.previous_versions)
+        copied.policy = dict(self.policy)
+        copied.progress = self.progress.model_copy()
+        copied.error = dict(self.error) if self.error is not None else None
+        return copied
+
     @property
     def active(self) -> bool:
         """Still moving instances: rolling forward, finishing a cancelled batch, or rolling back."""
