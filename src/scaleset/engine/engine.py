@@ -30,6 +30,7 @@ from scaleset.engine.state import CachedView, ScaleSetState
 from scaleset.store.base import Store
 
 MAX_PASSES_AT_ONE_INSTANT = 64
+CANCEL_OPERATION = "cancelRollingUpgrade"
 DEFAULT_FAULT_DOMAINS = 5
 
 
@@ -447,6 +448,9 @@ class Engine:
                     if rollout.code is RollingStatusCode.ROLLING_FORWARD or (
                         rollout.code is RollingStatusCode.CANCELLED and rollout.phase is not Phase.DONE
                     ):
+                        continue
+                    if op.kind == CANCEL_OPERATION:
+                        self._finish(state, op, now, OperationStatus.SUCCEEDED, None)
                         continue
                     if rollout.code is RollingStatusCode.FAULTED:
                         self._finish(state, op, now, OperationStatus.FAILED, rollout.error)

@@ -29,7 +29,7 @@ from scaleset.domain.validation import (
     validate_scale_set,
 )
 from scaleset.engine.clock import render_time
-from scaleset.engine.engine import Engine
+from scaleset.engine.engine import CANCEL_OPERATION, Engine
 from scaleset.engine.state import ScaleSetState, model_hash
 
 RESOURCE_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
@@ -88,8 +88,8 @@ class Services:
         state = self.engine.state(_key(scale_set_id(subscription, resource_group, name)))
         if state is None:
             return self._create(subscription, resource_group, name, body)
-        merged = merge_put(state.record.body, body)
-        return self._update(state, merged, "PUT"), False
+        rendered, op = self._update(state, merge_put(state.record.body, body), "PUT")
+        return rendered, op, False
 
     def patch_scale_set(
         self, subscription: str, resource_group: str, name: str, body: dict[str, Any]
@@ -366,7 +366,7 @@ class Services:
                 {"rolloutId": cancelled.rollout_id, "batchInFlight": [str(i) for i in cancelled.batch]},
             ),
         )
-        op = engine.start_operation(state, "cancelRollingUpgrade", rollout_id=cancelled.rollout_id, pending=False)
+        op = engine.start_operation(state, CANCEL_OPERATION, rollout_id=cancelled.rollout_id, pending=False)
         engine.persist(state)
         engine.wake(state.set_id, now)
         return op

@@ -116,8 +116,7 @@ def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target:
         if not _judge_batch(out, by_id, target, now):
             _update_progress(r, instances, target)
             return out
-        _finish_batch(out, by_id, policy, now)
-        if r.phase is not Phase.IDLE:
+        if not _finish_batch(out, by_id, policy, now):
             _update_progress(r, instances, target)
             return out
         pause = parse_duration(policy.pauseTimeBetweenBatches)
@@ -315,7 +314,8 @@ def _judge_batch(out: RollingPass, by_id: dict[int, InstanceView], target: Targe
     return True
 
 
-def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: RollingUpgradePolicy, now: float) -> None:
+def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: RollingUpgradePolicy, now: float) -> bool:
+    """Close the batch: surge deletions, the upgraded-unhealthy check, cancel. True when the loop goes on."""
     r = out.rollout
     batch = set(r.batch)
     ok = [i for i in r.succeeded if i in batch]
@@ -357,9 +357,12 @@ def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: Roll
             f"unhealthy state after being upgraded - more than the threshold of {threshold}%. The most impactful "
             f"error is: {detail}. First failed instance ID is: {first}.",
         )
-        _fault(out, error, policy, now, failed=sorted(failed_now, key=lambda i: i))
-    elif r.cancel_requested:
+        _fault(out, error, policy, now, failed=sorted(failed_now))
+        return False
+    if r.cancel_requested:
         _end(out, now, Event("rolloutCancelled", {"batchesCompleted": r.batch_number}))
+        return False
+    return True
 
 
 def _fault(
