@@ -16,11 +16,11 @@ from scaleset.backends import base
 from scaleset.backends.base import InstanceBackend
 from scaleset.domain import errors
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
+from scaleset.domain.capacity import plan_capacity
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.resources import UpgradeMode
-from scaleset.domain.scalein import choose_scale_in, place_new
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.rolling import POLL_SECONDS, Target, plan_rolling, start_rollout
 from scaleset.domain.upgrade.status import Phase, RollingStatusCode
@@ -31,7 +31,6 @@ from scaleset.store.base import Store
 
 MAX_PASSES_AT_ONE_INSTANT = 64
 CANCEL_OPERATION = "cancelRollingUpgrade"
-DEFAULT_FAULT_DOMAINS = 5
 
 
 class EngineError(RuntimeError):
@@ -257,9 +256,21 @@ class Engine:
                 self._emit(state, now, event)
 
         # 3. capacity
-        capacity_actions = self._plan_capacity(state, views, now)
-        actions.extend(capacity_actions)
-        attach.extend(a.instance_id for a in capacity_actions if isinstance(a, Create))
+        sizing = plan_capacity(
+            views,
+            capacity=vmss.capacity,
+            model_version=target_version,
+            next_instance_id=record.next_instance_id,
+            zones=vmss.zones,
+            fault_domains=vmss.properties.platformFaultDomainCount,
+            scale_in_policy=vmss.properties.scaleInPolicy,
+            rollout=state.rollout,
+            deleting=frozenset(a.instance_id for a in actions if isinstance(a, Delete)),
+        )
+        actions.extend(sizing.actions)
+        attach.extend(sizing.created)
+        for event in sizing.events:
+            self._emit(state, now, event)
 
         for action in actions:
             self.apply(state, action, now)
@@ -270,61 +281,15 @@ class Engine:
                 op.pending = False
                 op.instance_ids = sorted(set(op.instance_ids) | set(attach))
         self._settle_operations(state, views, now, waits)
+        # Look again once every instance busy now has finished (one pass, not one per instance), so finished
+        # deletions leave the store and the state settles even when no operation or rollout waits on them.
+        busy = [v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in views if v.busy]
+        if busy:
+            waits.append(max(busy))
         self._commit(state, waits, now)
 
     def _has_stale_work(self, views: Sequence[InstanceView], version: int) -> bool:
         return any(v.model_version != version and not v.protect_from_scale_set_actions for v in views)
-
-    def _plan_capacity(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> list[Action]:
-        rollout = state.rollout if state.rollout is not None and state.rollout.active else None
-        surge = set(rollout.surge_pairs) if rollout is not None else set()
-        in_flight = set(rollout.batch) | set(rollout.surge_pairs.values()) if rollout is not None else set()
-        population = [
-            v for v in views if v.provisioning is not ProvisioningState.DELETING and v.instance_id not in surge
-        ]
-        capacity = state.vmss.capacity
-        actions: list[Action] = []
-        if len(population) < capacity:
-            fds = state.vmss.properties.platformFaultDomainCount or DEFAULT_FAULT_DOMAINS
-            next_id = state.record.next_instance_id
-            places = place_new(views, capacity - len(population), zones=state.vmss.zones, fault_domains=fds)
-            for offset, (zone, fd) in enumerate(places):
-                actions.append(Create(next_id + offset, zone, fd, state.record.model_version, reason="scaleOut"))
-            self._emit(
-                state,
-                now,
-                Event(
-                    "scaleOut",
-                    {
-                        "from": len(population),
-                        "to": capacity,
-                        "instanceIds": [str(a.instance_id) for a in actions if isinstance(a, Create)],
-                    },
-                ),
-            )
-        elif len(population) > capacity:
-            victims = choose_scale_in(
-                population,
-                len(population) - capacity,
-                policy=state.vmss.properties.scaleInPolicy,
-                exclude=frozenset(in_flight),
-            )
-            actions.extend(Delete(i, reason="scaleIn") for i in victims)
-            self._emit(
-                state,
-                now,
-                Event(
-                    "scaleIn",
-                    {
-                        "from": len(population),
-                        "to": capacity,
-                        "instanceIds": [str(i) for i in victims],
-                        "policy": state.vmss.properties.scaleInPolicy.model_dump(mode="json"),
-                        "protectedSkipped": len(population) - capacity - len(victims),
-                    },
-                ),
-            )
-        return actions
 
     def _pass_deleting(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> None:
         for view in views:

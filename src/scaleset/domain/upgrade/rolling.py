@@ -135,7 +135,10 @@ def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target:
         if r.cancel_requested:
             _end(out, now, Event("rolloutCancelled", {"batchesCompleted": r.batch_number}))
         else:
-            _start_batch(out, instances, policy, target, now)
+            # Instances this pass is deleting (a surge batch's old instances) are gone for the next batch.
+            leaving = {a.instance_id for a in out.actions if isinstance(a, Delete)}
+            remaining = [v for v in instances if v.instance_id not in leaving] if leaving else instances
+            _start_batch(out, remaining, policy, target, now)
     _update_progress(r, instances, target)
     return out
 
