@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from scaleset import __version__
+from scaleset.api import serve
 from scaleset.sim import cli as sim_cli
 
 
@@ -13,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scaleset", description=__doc__)
     parser.add_argument("--version", action="version", version=f"scaleset {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve.add_parser(sub)
     sim_cli.add_parser(sub)
     return parser
 

@@ -775,3 +775,26 @@ def test_failed_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     with contextlib.closing(sqlite3.connect(path)) as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "extra" not in tables
+
+
+def test_documents_round_trip_order_and_delete(store: Store) -> None:
+    store.put_document("resourceGroup", "sub/b", {"location": "westus"})
+    store.put_document("resourceGroup", "sub/a", {"location": "eastus"})
+    store.put_document("faults", "x", {"kind": "crash"})
+    store.put_document("resourceGroup", "sub/a", {"location": "northeurope"})
+    assert store.get_document("resourceGroup", "sub/a") == {"location": "northeurope"}
+    assert [k for k, _ in store.list_documents("resourceGroup")] == ["sub/a", "sub/b"]
+    assert store.list_documents("faults") == [("x", {"kind": "crash"})]
+    store.delete_document("resourceGroup", "sub/a")
+    store.delete_document("resourceGroup", "missing")
+    assert store.get_document("resourceGroup", "sub/a") is None
+    assert store.list_documents("nothing") == []
+
+
+def test_documents_roll_back_with_their_transaction(store: Store) -> None:
+    store.put_document("k", "kept", {"v": 1})
+    with pytest.raises(BoomError), store.transaction():
+        store.put_document("k", "lost", {"v": 2})
+        store.delete_document("k", "kept")
+        raise BoomError
+    assert store.list_documents("k") == [("kept", {"v": 1})]

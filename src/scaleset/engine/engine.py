@@ -62,6 +62,7 @@ class Engine:
         self._id_counter = int(store.get_meta("id_counter") or 0)
         self._events: list[dict[str, Any]] = []
         self.passes = 0
+        self.notify: Callable[[], None] | None = None  # told whenever a wake-up is requested (real-time driver)
         self._load()
 
     # ----------------------------------------------------------------- loading and ids
@@ -133,6 +134,23 @@ class Engine:
 
     def wake(self, set_id: str, at: float | None = None) -> None:
         self.scheduler.request(set_id, self.clock.now() if at is None else at)
+        if self.notify is not None:
+            self.notify()
+
+    def run_due(self) -> float | None:
+        """Run every pass due by the clock's ``now`` (a real or scaled clock); return the next wake-up time."""
+        now = self.clock.now()
+        budget = MAX_PASSES_AT_ONE_INSTANT * max(1, len(self._sets))
+        while (wake := self.scheduler.peek()) is not None and wake.time <= now and budget > 0:
+            self.scheduler.pop()
+            budget -= 1
+            if wake.priority == PRIORITY_TIMELINE:
+                if self._timeline_handler is not None:
+                    self._timeline_handler(wake.key)
+                continue
+            self.run_pass(wake.key)
+        upcoming = self.scheduler.peek()
+        return upcoming.time if upcoming is not None else None
 
     def on_timeline(self, handler: Callable[[str], None]) -> None:
         self._timeline_handler = handler

@@ -51,6 +51,7 @@ class ScaleSetState:
     rollout: Rollout | None = None
     operations: dict[str, Operation] = field(default_factory=dict)
     models: dict[int, InstanceModel] = field(default_factory=dict)
+    model_bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
     views: dict[int, CachedView] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     removed: set[int] = field(default_factory=set)
@@ -61,13 +62,21 @@ class ScaleSetState:
     def set_id(self) -> str:
         return self.record.set_id
 
+    def model_body(self, store: Store, version: int) -> dict[str, Any]:
+        """The scale-set body as it was at model ``version`` (what instances on that version were built from)."""
+        body = self.model_bodies.get(version)
+        if body is None:
+            body = store.get_model(self.set_id, version)
+            if body is None:
+                raise LookupError(f"model version {version} of {self.set_id} is not stored")
+            self.model_bodies[version] = body
+        return body
+
     def model(self, store: Store, version: int, catalogue: list[str]) -> InstanceModel:
         cached = self.models.get(version)
         if cached is not None:
             return cached
-        body = store.get_model(self.set_id, version)
-        if body is None:
-            raise LookupError(f"model version {version} of {self.set_id} is not stored")
+        body = self.model_body(store, version)
         vmss = VirtualMachineScaleSet.model_validate(body)
         names = tuple(ext.name or "" for ext in vmss.extensions)
         model = InstanceModel(version, resolve_version(vmss.image, catalogue), names, probe_settings(vmss))

@@ -162,6 +162,22 @@ class Store(Protocol):
         """
         ...
 
+    def put_document(self, kind: str, key: str, record: Record) -> None:
+        """Create or replace the document ``key`` of ``kind`` (resource groups, fault rules, ...)."""
+        ...
+
+    def get_document(self, kind: str, key: str) -> Record | None:
+        """The document, or None."""
+        ...
+
+    def list_documents(self, kind: str) -> list[tuple[str, Record]]:
+        """Every document of ``kind`` as ``(key, record)``, ordered by key."""
+        ...
+
+    def delete_document(self, kind: str, key: str) -> None:
+        """Delete the document; a missing one is ignored."""
+        ...
+
     def close(self) -> None:
         """Release the store; closing twice is harmless, using a closed store raises :class:`StoreError`."""
         ...

@@ -42,6 +42,7 @@ class _Tables:
     # (seq, set_id, record), in sequence order.
     events: list[tuple[int, str, str]] = field(default_factory=list)
     last_event_seq: int = 0
+    documents: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def copy(self) -> _Tables:
         """A copy that shares only immutable strings and tuples with this one."""
@@ -54,6 +55,7 @@ class _Tables:
             operations=dict(self.operations),
             events=list(self.events),
             last_event_seq=self.last_event_seq,
+            documents=dict(self.documents),
         )
 
 
@@ -208,6 +210,25 @@ class MemoryStore:
         if limit is not None:
             rows = rows[:limit]
         return [(seq, decode_record(text)) for seq, text in rows]
+
+    def put_document(self, kind: str, key: str, record: Record) -> None:
+        text = encode_record(record)
+        with self._lock:
+            self._t.documents[(kind, key)] = text
+
+    def get_document(self, kind: str, key: str) -> Record | None:
+        with self._lock:
+            text = self._t.documents.get((kind, key))
+        return None if text is None else decode_record(text)
+
+    def list_documents(self, kind: str) -> list[tuple[str, Record]]:
+        with self._lock:
+            rows = sorted((key, text) for (k, key), text in self._t.documents.items() if k == kind)
+        return [(key, decode_record(text)) for key, text in rows]
+
+    def delete_document(self, kind: str, key: str) -> None:
+        with self._lock:
+            self._t.documents.pop((kind, key), None)
 
     def close(self) -> None:
         with self._lock:

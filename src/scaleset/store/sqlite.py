@@ -85,6 +85,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_by_set ON events (set_id, seq);
     """,
+    # 2: keyed documents of any kind (resource groups, fault rules).
+    """
+    CREATE TABLE documents (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _SCHEMA_VERSION_TABLE = """
@@ -275,6 +284,27 @@ class SqliteStore:
             params.append(limit)
         rows = self._fetchall(sql, params)
         return [(seq, decode_record(text)) for seq, text in rows]
+
+    def put_document(self, kind: str, key: str, record: Record) -> None:
+        text = encode_record(record)
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO documents (kind, key, record) VALUES (?, ?, ?) "
+                "ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record",
+                (kind, key, text),
+            )
+
+    def get_document(self, kind: str, key: str) -> Record | None:
+        row = self._fetchone("SELECT record FROM documents WHERE kind = ? AND key = ?", (kind, key))
+        return None if row is None else decode_record(row[0])
+
+    def list_documents(self, kind: str) -> list[tuple[str, Record]]:
+        rows = self._fetchall("SELECT key, record FROM documents WHERE kind = ? ORDER BY key", (kind,))
+        return [(str(key), decode_record(text)) for key, text in rows]
+
+    def delete_document(self, kind: str, key: str) -> None:
+        with self.transaction():
+            self._conn.execute("DELETE FROM documents WHERE kind = ? AND key = ?", (kind, key))
 
     def close(self) -> None:
         with self._lock:

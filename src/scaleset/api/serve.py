@@ -1,0 +1,131 @@
+"""``scaleset serve``: the local ARM endpoint for scale sets, over HTTPS.
+
+On first start the data dir gets a local CA and server certificate (``tls/ca.pem``), a client secret
+(``client-secret``, mode 0600), a token signing key and the SQLite store. Every later start reuses them and
+resumes whatever was running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from scaleset.api.app import create_app
+from scaleset.api.auth import load_identity
+from scaleset.api.runtime import Runtime
+from scaleset.api.tls import ensure_tls
+from scaleset.store import open_store
+
+SUBSCRIPTION = "5ca1e5e7-5ca1-45e7-a000-000000000001"
+TENANT = "5ca1e5e7-5ca1-45e7-a000-0000000000aa"
+CLIENT_ID = "5ca1e5e7-5ca1-45e7-a000-0000000000c1"
+DEFAULT_PORT = 8443
+
+
+def default_data_dir() -> Path:
+    configured = os.environ.get("SCALESET_DATA_DIR")
+    if configured:
+        return Path(configured)
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "scaleset"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the local ARM endpoint for VM scale sets (HTTPS)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="state, certificates and secrets (default: $SCALESET_DATA_DIR or ~/.local/share/scaleset)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="virtual time runs this many times faster than the wall clock (default: 1)",
+    )
+    parser.add_argument("--subscription", default=SUBSCRIPTION, help="the subscription id to serve")
+    parser.add_argument("--tenant", default=TENANT, help="the tenant id tokens carry")
+    parser.add_argument(
+        "--retry-after-ms",
+        type=int,
+        default=100,
+        help="how soon clients should poll long-running operations (milliseconds)",
+    )
+    parser.set_defaults(run=run)
+
+
+def environment_lines(base: str, data_dir: Path, ca: Path, *, tenant: str, subscription: str) -> list[str]:
+    secret = data_dir / "client-secret"
+    return [
+        "# Azure SDK for Python (azure-identity ClientSecretCredential with authority=ENDPOINT):",
+        f"export REQUESTS_CA_BUNDLE={ca}",
+        f"export SCALESET_ENDPOINT={base}",
+        f"export AZURE_TENANT_ID={tenant} AZURE_CLIENT_ID={CLIENT_ID} AZURE_CLIENT_SECRET=$(cat {secret})",
+        f"export AZURE_SUBSCRIPTION_ID={subscription}",
+        "# az (service-principal login; the proxy guard keeps every request on this machine):",
+        f"export AZURE_CONFIG_DIR={data_dir / 'azure-cli'} AZURE_CORE_INSTANCE_DISCOVERY=false "
+        "AZURE_CORE_COLLECT_TELEMETRY=false",
+        "export HTTPS_PROXY=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 NO_PROXY=127.0.0.1,localhost",
+        f"az cloud register -n scaleset --endpoint-resource-manager {base}/ && az cloud set -n scaleset",
+        f"az login --service-principal -u {CLIENT_ID} -p $(cat {secret}) --tenant {tenant}",
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.time_scale <= 0:
+        print("scaleset serve: --time-scale must be positive", file=sys.stderr)
+        return 2
+    if not 0 < args.port < 65536:
+        print("scaleset serve: --port must be between 1 and 65535", file=sys.stderr)
+        return 2
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback:
+        print(
+            f"warning: binding {args.host}, which is not a loopback address: other machines may reach this emulator",
+            file=sys.stderr,
+        )
+    data_dir: Path = args.data_dir or default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tls = ensure_tls(data_dir)
+    identity = load_identity(data_dir, tenant=args.tenant, subscription=args.subscription, client_id=CLIENT_ID)
+    store = open_store(str(data_dir / "scaleset.db"))
+    runtime = Runtime(store=store, identity=identity, time_scale=args.time_scale, retry_after_ms=args.retry_after_ms)
+    host = args.host if ":" not in args.host else f"[{args.host}]"
+    base = f"https://{host}:{args.port}"
+    print(f"scaleset serving Microsoft.Compute scale sets at {base}")
+    print(f"  data dir: {data_dir}   CA: {tls.ca}   time scale: {args.time_scale:g}x")
+    print(f"  subscription {args.subscription}, tenant {args.tenant}, client id {CLIENT_ID}")
+    for line in environment_lines(base, data_dir, tls.ca, tenant=args.tenant, subscription=args.subscription):
+        print(f"  {line}")
+    sys.stdout.flush()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = uvicorn.Config(
+        create_app(runtime),
+        host=args.host,
+        port=args.port,
+        ssl_certfile=str(tls.cert),
+        ssl_keyfile=str(tls.key),
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
