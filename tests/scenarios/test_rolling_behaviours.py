@@ -7,8 +7,8 @@ over a SQLite store in ``tmp_path``; assertions read the report (the activity lo
 Timings: scenarios that need to hit a moment inside a batch or a pause fix the simulated durations
 (``provision: 120``, ``app_start: 10``), so an in-place upgrade takes a little over two minutes whatever the seed.
 
-Tests marked ``xfail(strict=True)`` pin behaviour the reference asks for and the engine does not deliver yet; each
-reason says what goes wrong. They turn into failures (XPASS) when the engine is fixed: remove the mark then.
+A behaviour the engine does not deliver yet is pinned with ``xfail(strict=True)`` and a reason, so the test turns
+into a failure (XPASS) when the engine is fixed; none is pending now.
 """
 
 from __future__ import annotations
@@ -544,12 +544,6 @@ def test_without_rollback_failed_instances_keep_the_new_model(tmp_path: Path) ->
     assert {rows[i]["imageVersion"] for i in range(2, 10)} == {OLD}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the rollback phase ends as soon as the rolled-back instances finish provisioning, before their "
-    "application can answer a probe, so rollbackCompleted.healthyIds is empty and the run ends with them not yet "
-    "healthy",
-)
 def test_rollback_completes_once_rolled_back_instances_are_healthy(tmp_path: Path) -> None:
     report = simulate(tmp_path, _rollback_scenario())
 

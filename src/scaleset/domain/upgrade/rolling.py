@@ -110,7 +110,7 @@ def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target:
     policy = RollingUpgradePolicy.model_validate(r.policy)
 
     if r.phase is Phase.ROLLING_BACK:
-        _watch_rollback(out, by_id, now)
+        _watch_rollback(out, by_id, target, now)
         return out
     if r.phase is Phase.BATCH:
         if not _judge_batch(out, by_id, target, now):
@@ -394,11 +394,25 @@ def _fault(
     r.phase, r.ended_at = Phase.DONE, now
 
 
-def _watch_rollback(out: RollingPass, by_id: dict[int, InstanceView], now: float) -> None:
+def _watch_rollback(out: RollingPass, by_id: dict[int, InstanceView], target: Target, now: float) -> None:
+    """The rollback is done when every rolled-back instance is healthy again, failed, gone, or out of time
+    (the same health wait an upgrade gets)."""
     r = out.rollout
-    busy = [by_id[i] for i in r.rolling_back if i in by_id and by_id[i].busy]
-    if busy:
-        out.wake_at = _earliest(busy, now)
+    waits: list[float] = []
+    for instance_id in r.rolling_back:
+        view = by_id.get(instance_id)
+        if view is None or view.provisioning is ProvisioningState.FAILED or view.is_healthy:
+            continue
+        if view.busy:
+            waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+            continue
+        deadline = (view.ready_at if view.ready_at is not None else now) + target.health_wait
+        if now >= deadline:
+            continue
+        change = view.stable_until if view.stable_until is not None else deadline
+        waits.append(min(deadline, max(change, now)))
+    if waits:
+        out.wake_at = max(now, *waits)
         return
     out.events.append(
         Event(
