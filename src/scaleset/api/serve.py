@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         lifespan="on",
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=5,  # clients keep connections alive; do not wait on them for ever
     )
     server = uvicorn.Server(config)
     server.run()

@@ -286,7 +286,7 @@ class Engine:
             deleting=frozenset(a.instance_id for a in actions if isinstance(a, Delete)),
         )
         actions.extend(sizing.actions)
-        attach.extend(sizing.created)
+        attach.extend(a.instance_id for a in sizing.actions)
         for event in sizing.events:
             self._emit(state, now, event)
 
