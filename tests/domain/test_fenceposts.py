@@ -261,6 +261,7 @@ DOCTEST_MODULES = (
     "scaleset.domain.instances",
     "scaleset.domain.images",
     "scaleset.domain.upgrade.manual",
+    "scaleset.domain.scalein",
 )
 
 

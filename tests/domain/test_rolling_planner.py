@@ -381,7 +381,7 @@ def test_pre_batch_check_before_the_first_batch(unhealthy_ids: list[int], breach
     assert f"{shown}% of instances are in an unhealthy state" in r.error["message"]
     assert "threshold of 20%" in r.error["message"]
     assert event(plan, "rolloutFaulted")["code"] == errors.MAX_UNHEALTHY_BEFORE
-    assert r.progress.pendingInstanceCount == 10 - len(unhealthy_ids) + len(unhealthy_ids)
+    assert r.progress.pendingInstanceCount == 10  # every instance is still stale and unattempted
 
 
 @pytest.mark.parametrize(
@@ -857,6 +857,29 @@ def test_max_surge_deletes_a_failed_new_instance_and_keeps_the_old_one() -> None
     assert plan.rollout.failed == [11]
 
 
+def test_max_surge_failed_replacement_keeps_the_old_instance_and_the_rollout_completes() -> None:
+    # docs/semantics.md: a failed surge instance is deleted and its old instance kept; instances that failed are
+    # not tried again by the same rollout. So the rollout completes with 4 still on the old model.
+    pol = policy(maxSurge=True, maxUnhealthyUpgradedInstancePercent=100)
+    rollout = new_rollout(
+        pol,
+        phase=Phase.BATCH,
+        batch_number=5,
+        batch=[9],
+        surge_pairs={9: 4},
+        attempted=[0, 1, 2, 3, 4],
+        succeeded=[5, 6, 7, 8],
+    )
+    views = [vm(4), *(vm(i, version=NEW, ready_at=NOW) for i in (5, 6, 7, 8))]
+    views.append(vm(9, version=NEW, provisioning=ProvisioningState.FAILED, ready_at=NOW))
+    plan = plan_rolling(rollout, instances=views, target=target(next_instance_id=10), now=NOW)
+    r = plan.rollout
+    assert plan.actions == [Delete(9, reason="surgeInstanceFailed")]
+    assert (r.code, r.phase) == (RollingStatusCode.COMPLETED, Phase.DONE)
+    assert (r.progress.successfulInstanceCount, r.progress.failedInstanceCount) == (4, 1)
+    assert r.progress.pendingInstanceCount == 0
+
+
 def test_max_surge_failure_beyond_threshold_faults_without_rollback_actions() -> None:
     pol = policy(maxSurge=True, maxUnhealthyUpgradedInstancePercent=0, rollbackFailedInstancesOnPolicyBreach=True)
     rollout = new_rollout(
@@ -926,6 +949,38 @@ def test_rollback_covers_earlier_upgraded_instances_that_turned_unhealthy() -> N
     views = replace(views, [1], health=HealthState.UNHEALTHY)
     plan = plan_rolling(rollout, instances=views, target=target(), now=NOW)
     assert plan.actions == [Upgrade(1, OLD, UpgradeReason.ROLLBACK)]
+
+
+@pytest.mark.parametrize(
+    "where",
+    [pytest.param("gone", id="deleted-and-gone"), pytest.param("deleting", id="being-deleted")],
+)
+def test_rollback_skips_instances_that_are_gone(where: str) -> None:
+    # Batch 1 upgraded 0 (healthy) and 1 (failed, within 50%). The operator then deleted 1, which is allowed: it is
+    # not in the batch in flight. Batch 2 [2, 3]: 3 fails. Upgraded unhealthy {1, 3}: 2 of 4 = 50% > 25%.
+    pol = policy(rollbackFailedInstancesOnPolicyBreach=True, maxUnhealthyUpgradedInstancePercent=25)
+    rollout = in_batch(
+        pol, [2, 3], done=[0], failed=[1], attempted=[0, 1, 2, 3], previous_versions=dict.fromkeys(range(4), OLD)
+    )
+    views = upgraded(fleet(10), [0, 1, 2])
+    views = upgraded(views, [3], provisioning=ProvisioningState.FAILED)
+    if where == "gone":
+        views = [v for v in views if v.instance_id != 1]
+    else:
+        views = replace(views, [1], provisioning=ProvisioningState.DELETING, eta=NOW + 30)
+    plan = plan_rolling(rollout, instances=views, target=target(), now=NOW)
+    assert plan.rollout.code is RollingStatusCode.FAULTED
+    assert plan.actions == [Upgrade(3, OLD, UpgradeReason.ROLLBACK)]
+
+
+def test_rollback_skips_instances_protected_since_their_upgrade() -> None:
+    pol = policy(rollbackFailedInstancesOnPolicyBreach=True, maxUnhealthyUpgradedInstancePercent=0)
+    views = upgraded(fleet(10), [0, 1, 2, 3])
+    views = replace(views, [0], health=HealthState.UNHEALTHY, protected=True)
+    views = replace(views, [3], provisioning=ProvisioningState.FAILED)
+    plan = plan_rolling(in_batch(pol, [2, 3], done=[0, 1]), instances=views, target=target(), now=NOW)
+    assert plan.rollout.code is RollingStatusCode.FAULTED
+    assert plan.actions == [Upgrade(3, OLD, UpgradeReason.ROLLBACK)]
 
 
 def test_no_rollback_without_the_policy() -> None:

@@ -22,10 +22,13 @@ class InstancePlan:
 
 
 def _selected(instances: Sequence[InstanceView], ids: Sequence[int] | str) -> list[InstanceView]:
-    if ids == "*":
-        return [v for v in instances if v.provisioning is not ProvisioningState.DELETING]
-    wanted = set(ids)
-    return [v for v in instances if v.instance_id in wanted]
+    """The named instances (all for ``"*"``), never one that is being deleted: nothing can revive it."""
+    wanted = None if ids == "*" else set(ids)
+    return [
+        v
+        for v in instances
+        if v.provisioning is not ProvisioningState.DELETING and (wanted is None or v.instance_id in wanted)
+    ]
 
 
 def plan_manual_upgrade(

@@ -305,12 +305,13 @@ def _judge_batch(out: RollingPass, by_id: dict[int, InstanceView], target: Targe
         if view.is_healthy:
             r.succeeded.append(instance_id)
             continue
-        deadline = (view.ready_at if view.ready_at is not None else now) + target.health_wait
+        started = view.ready_at if view.ready_at is not None else (r.batch_started_at or now)
+        deadline = started + target.health_wait
         if now >= deadline:
             r.failed.append(instance_id)
             continue
         change = view.stable_until if view.stable_until is not None else deadline
-        waits.append(min(deadline, max(change, now)))
+        waits.append(min(deadline, change if change > now else now + POLL_SECONDS))
     if waits:
         out.wake_at = max(now, *waits)
         return False
@@ -360,7 +361,7 @@ def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: Roll
             f"unhealthy state after being upgraded - more than the threshold of {threshold}%. The most impactful "
             f"error is: {detail}. First failed instance ID is: {first}.",
         )
-        _fault(out, error, policy, now, failed=sorted(failed_now))
+        _fault(out, error, policy, now, failed=sorted(failed_now), by_id=by_id)
         return False
     if r.cancel_requested:
         _end(out, now, Event("rolloutCancelled", {"batchesCompleted": r.batch_number}))
@@ -375,14 +376,24 @@ def _fault(
     now: float,
     *,
     failed: list[int] | None = None,
+    by_id: dict[int, InstanceView] | None = None,
 ) -> None:
+    """Fault the rollout; with ``rollbackFailedInstancesOnPolicyBreach``, send the failed instances that are
+    still there, not being deleted and not protected from scale-set actions back to their previous model."""
     r = out.rollout
     r.code = RollingStatusCode.FAULTED
     r.error = {"code": error.code, "message": error.message}
     out.events.append(Event("rolloutFaulted", {"code": error.code, "message": error.message}))
-    back = (
-        [i for i in (failed or []) if i in r.previous_versions] if policy.rollbackFailedInstancesOnPolicyBreach else []
-    )
+    present = by_id or {}
+    back = [
+        i
+        for i in (failed or [])
+        if policy.rollbackFailedInstancesOnPolicyBreach
+        and i in r.previous_versions
+        and i in present
+        and present[i].provisioning is not ProvisioningState.DELETING
+        and not present[i].protect_from_scale_set_actions
+    ]
     if back and not policy.maxSurge:
         for instance_id in back:
             out.actions.append(Upgrade(instance_id, r.previous_versions[instance_id], UpgradeReason.ROLLBACK))
@@ -406,7 +417,7 @@ def _watch_rollback(out: RollingPass, by_id: dict[int, InstanceView], target: Ta
         if view.busy:
             waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
             continue
-        deadline = (view.ready_at if view.ready_at is not None else now) + target.health_wait
+        deadline = (view.ready_at if view.ready_at is not None else (r.ended_at or now)) + target.health_wait
         if now >= deadline:
             continue
         change = view.stable_until if view.stable_until is not None else deadline
