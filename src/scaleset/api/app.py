@@ -9,13 +9,14 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, unquote
 
 import jwt
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from scaleset.api import admin, arm, identity
+from scaleset.api import admin, arm, identity, openapi
 from scaleset.api.http import ApiError, error_response, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.domain.errors import DomainError
@@ -50,16 +51,18 @@ ROUTES: list[Route] = [
     _route(r"/(?P<tenant>[^/]+)/oauth2/v2\.0/token", "identity", post=identity.token),
     _route(r"/msi/token", "identity", get=identity.msi_token),
     _route(r"/metadata/identity/oauth2/token", "identity", get=identity.msi_token),
-    _route(r"/metadata/endpoints", "identity", get=identity.metadata_endpoints),
+    _route(r"/+metadata/endpoints", "identity", get=identity.metadata_endpoints),  # az asks for {arm}/ + /metadata
     _route(r"/_scaleset/faults", "admin", get=admin.list_faults, post=admin.add_fault, delete=admin.clear_faults),
     _route(r"/_scaleset/faults/(?P<fault_id>[^/]+)", "admin", delete=admin.delete_fault),
     _route(
         r"/_scaleset/health/(?P<subscription>[^/]+)/(?P<group>[^/]+)/(?P<name>[^/]+)", "admin", post=admin.set_health
     ),
     _route(r"/_scaleset/clock", "admin", get=admin.clock),
+    _route(r"/_scaleset/openapi\.json", "identity", get=openapi.serve),
     _route(r"/subscriptions", "arm", get=identity.list_subscriptions),
     _route(SUB, "arm", get=identity.get_subscription),
     _route(SUB + r"/resourcegroups", "arm", get=arm.list_groups),
+    _route(SUB + r"/operationresults/(?P<job>[^/]+)", "arm", get=arm.group_deletion_result),
     _route(RG, "arm", put=arm.put_group, get=arm.get_group, delete=arm.delete_group, head=arm.head_group),
     _route(SUB + r"/providers/Microsoft\.Compute/virtualMachineScaleSets", "arm", get=arm.list_scale_sets),
     _route(RG + r"/providers/Microsoft\.Compute/virtualMachineScaleSets", "arm", get=arm.list_scale_sets),
@@ -84,17 +87,29 @@ ROUTES: list[Route] = [
     _route(VM, "arm", get=arm.get_vm, put=arm.put_vm, delete=arm.delete_vm),
     _route(VM + r"/instanceView", "arm", get=arm.vm_instance_view),
     _route(VM + r"/(?P<action>reimage|reimageall|restart|start|poweroff|deallocate)", "arm", post=arm.vm_action),
+    _route(OPS + r"/virtualMachineScaleSets", "arm", get=arm.list_scale_sets),
     _route(OPS + r"/operations/(?P<op_id>[^/]+)", "arm", get=arm.operation_status),
     _route(OPS + r"/operationResults/(?P<op_id>[^/]+)", "arm", get=arm.operation_result),
 ]
 
 
 def _match(path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route for a path as the client sent it (still percent-encoded), so an encoded slash inside a name never
+    separates segments (``web%2FinstanceView`` is not ``web/instanceView``); a name that holds one matches nothing.
+    """
     for route in ROUTES:
         found = route.pattern.match(path)
         if found is not None:
-            return route, {k: v for k, v in found.groupdict().items() if v is not None}
+            params = {k: unquote(v) for k, v in found.groupdict().items() if v is not None}
+            return None if any("/" in v for v in params.values()) else (route, params)
     return None
+
+
+def _raw_path(request: Request) -> str:
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes) or not raw:
+        return quote(request.url.path)
+    return raw.decode("utf-8", "replace").split("?", 1)[0]
 
 
 def _authenticate(request: Request, runtime: Runtime) -> None:
@@ -158,7 +173,7 @@ class Application:
             )
 
     async def _dispatch(self, request: Request) -> Response:
-        found = _match(request.url.path)
+        found = _match(_raw_path(request))
         if found is None:
             raise ApiError(404, "NotFound", f"No route matches '{request.url.path}'.")
         route, params = found

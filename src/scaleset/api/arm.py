@@ -8,9 +8,11 @@ server serves, with ``retry-after-ms`` so clients poll quickly (never ``Retry-Af
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +30,9 @@ from scaleset.engine.services import scale_set_id
 from scaleset.engine.state import ScaleSetState
 
 _FILTER = re.compile(r"^\s*properties/latestModelApplied\s+eq\s+(true|false)\s*$", re.IGNORECASE)
+GROUP_DELETION_JOB = "ResourceGroupDeletionJob:"
+MAX_BODY_DEPTH = 64
+"""Deeper request bodies are refused: ARM bodies nest a dozen levels, and rendering a very deep one would recurse."""
 POWER = {
     "restart": PowerAction.RESTART,
     "start": PowerAction.START,
@@ -37,6 +42,11 @@ POWER = {
 
 
 # ---------------------------------------------------------------------- request helpers
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json module reads NaN and Infinity; JSON (and ARM) does not."""
+    raise ValueError(f"'{constant}' is not a JSON value")
 
 
 async def json_body(request: Request, *, required: bool) -> dict[str, Any] | None:
@@ -53,10 +63,11 @@ async def json_body(request: Request, *, required: bool) -> dict[str, Any] | Non
             f"The content media type '{kind}' is not supported. Only 'application/json' is supported.",
         )
     try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        body = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise ApiError(
-            400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {exc}."
+            400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {reason}."
         ) from exc
     if not isinstance(body, dict):
         raise ApiError(
@@ -64,7 +75,24 @@ async def json_body(request: Request, *, required: bool) -> dict[str, Any] | Non
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized: expected a JSON object.",
         )
+    if _depth(body) > MAX_BODY_DEPTH:
+        raise ApiError(
+            400,
+            "InvalidRequestContent",
+            f"The request content was invalid: it is nested more than {MAX_BODY_DEPTH} levels deep.",
+        )
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: the point is not to recurse on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def _api_version(request: Request) -> str:
@@ -76,8 +104,10 @@ def lro_headers(
 ) -> dict[str, str]:
     base = base_url(request)
     sub = runtime.identity.subscription
-    root = f"{base}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{state_location or 'local'}"
-    query = f"?api-version={_api_version(request)}"
+    # Location and api-version come from requests and go into header values, which must stay ASCII.
+    where = quote(state_location or "local", safe="")
+    root = f"{base}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{where}"
+    query = f"?api-version={quote(_api_version(request), safe='')}"
     headers = {
         "Azure-AsyncOperation": f"{root}/operations/{op.operation_id}{query}",
         "retry-after-ms": str(runtime.retry_after_ms),
@@ -107,12 +137,40 @@ def _group_key(subscription: str, group: str) -> str:
     return f"{subscription.lower()}/{group.lower()}"
 
 
-def require_group(runtime: Runtime, subscription: str, group: str) -> dict[str, Any]:
+def _sets_in_group(runtime: Runtime, subscription: str, group: str) -> list[ScaleSetState]:
+    return [
+        state
+        for state in runtime.engine.states()
+        if state.record.subscription.lower() == subscription.lower()
+        and state.record.resource_group.lower() == group.lower()
+    ]
+
+
+def find_group(runtime: Runtime, subscription: str, group: str) -> dict[str, Any] | None:
+    """The group's record; a group being deleted is gone once the last of its scale sets is."""
     check_subscription(runtime, subscription)
-    found = runtime.store.get_document(GROUPS, _group_key(subscription, group))
+    key = _group_key(subscription, group)
+    found = runtime.store.get_document(GROUPS, key)
+    if found is not None and found.get("deleting") and not _sets_in_group(runtime, subscription, group):
+        runtime.store.delete_document(GROUPS, key)
+        return None
+    return found
+
+
+def require_group(runtime: Runtime, subscription: str, group: str) -> dict[str, Any]:
+    found = find_group(runtime, subscription, group)
     if found is None:
         raise ApiError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
     return found
+
+
+def _not_being_deleted(record: dict[str, Any]) -> None:
+    if record.get("deleting"):
+        raise ApiError(
+            409,
+            "ResourceGroupBeingDeleted",
+            f"The resource group '{record['name']}' is in deprovisioning state and cannot perform this operation.",
+        )
 
 
 def _group_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +179,7 @@ def _group_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         "name": record["name"],
         "type": "Microsoft.Resources/resourceGroups",
         "location": record["location"],
-        "properties": {"provisioningState": "Succeeded"},
+        "properties": {"provisioningState": "Deleting" if record.get("deleting") else "Succeeded"},
     }
     if record.get("tags"):
         body["tags"] = record["tags"]
@@ -135,10 +193,12 @@ async def put_group(request: Request, runtime: Runtime, subscription: str, group
     if not isinstance(location, str) or not location:
         raise ApiError(400, "LocationRequired", "The location property is required for this definition.", "location")
     tags = body.get("tags") or {}
-    if not isinstance(tags, dict):
-        raise ApiError(400, "InvalidRequestContent", "The tags property must be an object.", "tags")
+    if not isinstance(tags, dict) or not all(isinstance(value, str) for value in tags.values()):
+        raise ApiError(400, "InvalidRequestContent", "The tags property must be an object of strings.", "tags")
     key = _group_key(subscription, group)
-    existing = runtime.store.get_document(GROUPS, key)
+    existing = find_group(runtime, subscription, group)
+    if existing is not None:
+        _not_being_deleted(existing)
     record = {
         "name": existing["name"] if existing else group,
         "location": location.replace(" ", "").lower(),
@@ -153,27 +213,53 @@ async def get_group(request: Request, runtime: Runtime, subscription: str, group
 
 
 async def head_group(request: Request, runtime: Runtime, subscription: str, group: str) -> Response:
-    check_subscription(runtime, subscription)
-    found = runtime.store.get_document(GROUPS, _group_key(subscription, group)) is not None
+    found = find_group(runtime, subscription, group) is not None
     return json_response(request, None, 204 if found else 404)
 
 
 async def list_groups(request: Request, runtime: Runtime, subscription: str) -> Response:
     check_subscription(runtime, subscription)
-    groups = [_group_body(runtime, r) for _, r in runtime.store.list_documents(GROUPS)]
-    return json_response(request, {"value": groups})
+    names = [record["name"] for _, record in runtime.store.list_documents(GROUPS)]
+    records = [r for r in (find_group(runtime, subscription, name) for name in names) if r is not None]
+    return json_response(request, {"value": [_group_body(runtime, r) for r in records]})
+
+
+def _group_deletion_url(request: Request, runtime: Runtime, group: str) -> str:
+    job = base64.urlsafe_b64encode(f"{GROUP_DELETION_JOB}{group.lower()}".encode()).decode().rstrip("=")
+    query = f"?api-version={quote(request.query_params.get('api-version') or '2022-12-01', safe='')}"
+    return f"{base_url(request)}/subscriptions/{runtime.identity.subscription}/operationresults/{job}{query}"
 
 
 async def delete_group(request: Request, runtime: Runtime, subscription: str, group: str) -> Response:
-    check_subscription(runtime, subscription)
+    """As ARM does: 202 with a ``Location`` that answers 202 until every scale set in the group is gone, then 200;
+    meanwhile the group reads ``Deleting`` and takes no new resources (409 ``ResourceGroupBeingDeleted``)."""
     key = _group_key(subscription, group)
-    if runtime.store.get_document(GROUPS, key) is None:
+    record = find_group(runtime, subscription, group)
+    if record is None:
         return json_response(request, None, 204)
-    for state in runtime.engine.states():
-        record = state.record
-        if record.subscription.lower() == subscription.lower() and record.resource_group.lower() == group.lower():
-            runtime.services.delete_scale_set(record.subscription, record.resource_group, record.name)
-    runtime.store.delete_document(GROUPS, key)
+    inside = _sets_in_group(runtime, subscription, group)
+    if not inside:
+        runtime.store.delete_document(GROUPS, key)
+        return json_response(request, None, 200)
+    for state in inside:
+        runtime.services.delete_scale_set(state.record.subscription, state.record.resource_group, state.record.name)
+    runtime.store.put_document(GROUPS, key, record | {"deleting": True})
+    headers = {"Location": _group_deletion_url(request, runtime, group), "retry-after-ms": str(runtime.retry_after_ms)}
+    return json_response(request, None, 202, headers)
+
+
+async def group_deletion_result(request: Request, runtime: Runtime, subscription: str, job: str) -> Response:
+    """``GET /subscriptions/{sub}/operationresults/{job}``: where a group deletion's ``Location`` points."""
+    check_subscription(runtime, subscription)
+    try:
+        decoded = base64.urlsafe_b64decode(job + "=" * (-len(job) % 4)).decode()
+    except ValueError:
+        decoded = ""
+    if not decoded.startswith(GROUP_DELETION_JOB):
+        raise ApiError(404, "NotFound", f"Operation result '{job}' was not found.")
+    if find_group(runtime, subscription, decoded.removeprefix(GROUP_DELETION_JOB)) is not None:
+        headers = {"Location": str(request.url), "retry-after-ms": str(runtime.retry_after_ms)}
+        return json_response(request, None, 202, headers)
     return json_response(request, None, 200)
 
 
@@ -192,8 +278,28 @@ def scale_set_state(runtime: Runtime, subscription: str, group: str, name: str) 
     return state
 
 
+def _etags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",") if tag.strip()}
+
+
+def check_preconditions(request: Request, state: ScaleSetState | None) -> None:
+    """``If-Match`` / ``If-None-Match`` on a scale set write (the SDK's ``etag`` and ``match_condition``)."""
+    current = str(state.record.etag) if state is not None else None
+    if_match = request.headers.get("if-match")
+    if if_match is not None and (current is None or not ({"*", current} & _etags(if_match))):
+        raise ApiError(
+            412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met."
+        )
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and current is not None and {"*", current} & _etags(if_none_match):
+        raise ApiError(
+            412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met."
+        )
+
+
 async def put_scale_set(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
-    require_group(runtime, subscription, group)
+    _not_being_deleted(require_group(runtime, subscription, group))
+    check_preconditions(request, runtime.engine.state(scale_set_id(subscription, group, name).lower()))
     body = await json_body(request, required=True) or {}
     rendered, op, created = runtime.services.put_scale_set(subscription, group, name, body)
     settle(runtime, subscription, group, name)
@@ -202,7 +308,7 @@ async def put_scale_set(request: Request, runtime: Runtime, subscription: str, g
 
 
 async def patch_scale_set(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
-    scale_set_state(runtime, subscription, group, name)
+    check_preconditions(request, scale_set_state(runtime, subscription, group, name))
     body = await json_body(request, required=True) or {}
     rendered, op = runtime.services.patch_scale_set(subscription, group, name, body)
     settle(runtime, subscription, group, name)
@@ -226,12 +332,19 @@ async def delete_scale_set(request: Request, runtime: Runtime, subscription: str
     )
 
 
-async def list_scale_sets(request: Request, runtime: Runtime, subscription: str, group: str | None = None) -> Response:
+async def list_scale_sets(
+    request: Request, runtime: Runtime, subscription: str, group: str | None = None, location: str | None = None
+) -> Response:
+    """By group, by subscription, or (``ListByLocation``) by the subscription's sets in one location."""
     if group is not None:
         require_group(runtime, subscription, group)
     else:
         check_subscription(runtime, subscription)
-    return json_response(request, {"value": runtime.services.list_scale_sets(subscription, group)})
+    found = runtime.services.list_scale_sets(subscription, group)
+    if location is not None:
+        where = location.replace(" ", "").lower()
+        found = [body for body in found if body.get("location") == where]
+    return json_response(request, {"value": found})
 
 
 async def scale_set_instance_view(
@@ -255,6 +368,7 @@ def _instance_ids(body: dict[str, Any] | None) -> Any:
 async def scale_set_action(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, action: str
 ) -> Response:
+    action = action.lower()  # routes match case-insensitively: the SDK sends 'powerOff', the spec 'poweroff'
     state = scale_set_state(runtime, subscription, group, name)
     body = await json_body(request, required=action in ("manualupgrade", "delete"))
     ids = _instance_ids(body)
@@ -293,9 +407,12 @@ async def latest_rolling(request: Request, runtime: Runtime, subscription: str, 
 
 def _vm_state(runtime: Runtime, subscription: str, group: str, name: str, instance: str) -> tuple[ScaleSetState, int]:
     state = scale_set_state(runtime, subscription, group, name)
-    if not instance.isdigit():
+    try:  # ASCII digits only ('²' is a digit to str.isdigit), and not more than int() converts
+        instance_id = int(instance) if instance.isascii() and instance.isdigit() else -1
+    except ValueError:
+        instance_id = -1
+    if instance_id < 0:
         raise errors.invalid_parameter("instanceId", "Virtual Machine Scale Set VM instanceId must be a number")
-    instance_id = int(instance)
     runtime.engine.observe(state, _now(runtime))
     if instance_id not in state.instances:
         raise errors.not_found(
@@ -415,6 +532,7 @@ async def vm_action(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str, action: str
 ) -> Response:
     """Per-VM actions are user operations on the instance: protection from scale-set actions does not apply."""
+    action = action.lower()  # routes match case-insensitively: the SDK sends 'powerOff', the spec 'poweroff'
     state, instance_id = _vm_state(runtime, subscription, group, name, instance)
     await json_body(request, required=False)
     ids = [str(instance_id)]

@@ -35,6 +35,10 @@ HEALTH_DISPLAY = {
     HealthState.UNHEALTHY: ("Error", "The VM is unhealthy"),
     HealthState.UNKNOWN: ("Warning", "The VM health is unknown"),
 }
+DEFAULT_NIC: dict[str, Any] = {  # a model without a network profile: one NIC, one IP configuration (both required)
+    "name": "nic0",
+    "properties": {"primary": True, "ipConfigurations": [{"name": "ipconfig1", "properties": {"primary": True}}]},
+}
 VM_SIZES = (
     "Standard_B2s",
     "Standard_D2s_v3",
@@ -113,7 +117,7 @@ def vm_resource(
         if key in os_profile_in:
             os_profile[key] = os_profile_in[key]
     network = profile.get("networkProfile") or {}
-    nics = network.get("networkInterfaceConfigurations") or [{"name": "nic0", "properties": {"primary": True}}]
+    nics = network.get("networkInterfaceConfigurations") or [DEFAULT_NIC]
     vm_path = vm_id(state, record.instance_id)
     properties: dict[str, Any] = {
         "latestModelApplied": record.model_version == state.record.model_version,

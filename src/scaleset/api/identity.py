@@ -105,41 +105,42 @@ async def get_subscription(request: Request, runtime: Runtime, subscription: str
 
 
 async def metadata_endpoints(request: Request, runtime: Runtime) -> Response:
-    """Cloud metadata, so ``az cloud register --endpoint-resource-manager URL`` needs no other flag."""
+    """Cloud metadata, so ``az cloud register --endpoint-resource-manager URL`` needs no other flag.
+
+    As ARM does: api-version 2019-05-01 and older answer a list of clouds (what ``ARM_CLOUD_METADATA_URL`` reads),
+    later ones (``az cloud register`` asks for 2022-09-01) the one cloud object.
+    """
     base = base_url(request)
-    return json_response(
-        request,
-        [
-            {
-                "name": "scaleset",
-                "portal": base,
-                "resourceManager": f"{base}/",
-                "authentication": {
-                    "loginEndpoint": base,
-                    "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
-                    "tenant": "common",
-                    "identityProvider": "AAD",
-                },
-                "graph": f"{base}/",
-                "graphAudience": f"{base}/",
-                "media": f"{base}/",
-                "sqlManagement": f"{base}/",
-                "microsoftGraphResourceId": f"{base}/",
-                "appInsightsResourceId": f"{base}/",
-                "appInsightsTelemetryChannelResourceId": f"{base}/",
-                "attestationResourceId": f"{base}/",
-                "synapseAnalyticsResourceId": f"{base}/",
-                "logAnalyticsResourceId": f"{base}/",
-                "ossrDbmsResourceId": f"{base}/",
-                "batch": f"{base}/",
-                "activeDirectoryDataLake": f"{base}/",
-                "vmImageAliasDoc": f"{base}/_scaleset/image-aliases.json",
-                "suffixes": {
-                    "storage": "core.windows.net",
-                    "keyVaultDns": "vault.azure.net",
-                    "sqlServerHostname": "database.windows.net",
-                    "acrLoginServer": "azurecr.io",
-                },
-            }
-        ],
-    )
+    cloud: dict[str, Any] = {
+        "name": "scaleset",
+        "portal": base,
+        "resourceManager": f"{base}/",
+        "authentication": {
+            "loginEndpoint": base,
+            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+            "tenant": "common",
+            "identityProvider": "AAD",
+        },
+        "graph": f"{base}/",
+        "graphAudience": f"{base}/",
+        "media": f"{base}/",
+        "sqlManagement": f"{base}/",
+        "microsoftGraphResourceId": f"{base}/",
+        "appInsightsResourceId": f"{base}/",
+        "appInsightsTelemetryChannelResourceId": f"{base}/",
+        "attestationResourceId": f"{base}/",
+        "synapseAnalyticsResourceId": f"{base}/",
+        "logAnalyticsResourceId": f"{base}/",
+        "ossrdbmsResourceId": f"{base}/",
+        "batch": f"{base}/",
+        "activeDirectoryDataLake": f"{base}/",
+        "vmImageAliasDoc": f"{base}/_scaleset/image-aliases.json",
+        "suffixes": {
+            "storage": "core.windows.net",
+            "keyVaultDns": "vault.azure.net",
+            "sqlServerHostname": "database.windows.net",
+            "acrLoginServer": "azurecr.io",
+        },
+    }
+    version = request.query_params.get("api-version") or ""
+    return json_response(request, [cloud] if version and version <= "2019-05-01" else cloud)

@@ -8,11 +8,16 @@ resumes whatever was running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import os
+import signal
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -66,6 +71,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="how soon clients should poll long-running operations (milliseconds)",
     )
     parser.set_defaults(run=run)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, with a prompt shutdown over TLS.
+
+    uvicorn closes idle keep-alive connections gracefully, and a graceful TLS close waits for the client's
+    ``close_notify``, which a pooled, idle client connection never sends: every SIGTERM then sat out the whole
+    graceful-shutdown timeout. Idle connections are aborted instead; requests in flight still finish.
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for connection in list(self.server_state.connections):
+            cycle = getattr(connection, "cycle", None)
+            transport = getattr(connection, "transport", None)
+            if transport is not None and (cycle is None or cycle.response_complete):
+                transport.abort()
+        await super().shutdown(sockets)
+
+
+@contextlib.contextmanager
+def clean_exit_on_signals(server: uvicorn.Server) -> Iterator[None]:
+    """After a graceful shutdown uvicorn re-raises the signal that asked for it, which would end the process
+    with -SIGTERM (or a KeyboardInterrupt traceback). Under these handlers the re-raise only asks the (already
+    stopped) server to stop, so ``scaleset serve`` exits 0 after a clean shutdown; a signal that comes before
+    uvicorn installs its own handlers stops the server as soon as it starts."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def environment_lines(base: str, data_dir: Path, ca: Path, *, tenant: str, subscription: str) -> list[str]:
@@ -127,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=5,  # clients keep connections alive; do not wait on them for ever
     )
-    server = uvicorn.Server(config)
-    server.run()
+    server = Server(config)
+    with clean_exit_on_signals(server):
+        server.run()
     return 0 if server.started else 1

@@ -431,7 +431,10 @@ def _instance_number(item: object) -> int | None:
     if isinstance(item, int):
         return item if item >= 0 else None
     if isinstance(item, str) and item.isascii() and item.isdigit():
-        return int(item)
+        try:
+            return int(item)
+        except ValueError:  # thousands of digits, more than int() converts: not an id
+            return None
     return None
 
 
