@@ -1,17 +1,20 @@
 """Schemathesis against a live ``scaleset serve``, driven by the OpenAPI document the server publishes.
 
-Every documented operation is fuzzed with a bounded, deterministic number of examples (Hypothesis derandomised,
-no example database), in both generation modes (valid and invalid data), over HTTPS to a loopback server with a
-bearer token it issued. Every answer must:
+Every documented operation is fuzzed over HTTPS, on loopback, with a bearer token the server issued, by
+schemathesis' three phases: the explicit examples, its deterministic coverage cases (boundary and type-violating
+values of every parameter and body field, a missing token, other methods, other media types), and
+``MAX_EXAMPLES`` Hypothesis examples (derandomised, no example database) in both generation modes. Every answer
+must:
 
 * never be a server error (status >= 500);
-* carry, when it is an error (4xx), ARM's envelope: a JSON object ``{"error": {"code": str, "message": str}}``;
+* carry, when it is an error, ARM's envelope: a JSON object ``{"error": {"code": str, "message": str}}``;
 * use a status code, content type and body shape that the document states for that operation.
 
-Random names mostly meet 404s, so path parameters are, in about a third of the examples each, replaced by names
-that exist (the emulated subscription, a resource group, two scale sets and their instances, a finished
-operation): the fuzzer then reaches the handlers behind the lookups. Each operation starts with those resources
-present again, whatever the previous operation's DELETEs did.
+Random names mostly meet 404s, so the fuzzed copy of the document gives the path parameters examples that exist
+(the emulated subscription, a resource group, two scale sets and their instances), and Hypothesis' path
+parameters are in a third of the examples all replaced by existing names, and in another third each one
+independently: the fuzzer reaches the handlers behind the lookups. Each operation starts with those resources as
+first created, whatever the previous operation deleted or resized.
 """
 
 from __future__ import annotations
@@ -117,7 +120,8 @@ OPERATIONS = {
     if method != "parameters"
 }
 
-# Names that exist on the server (the ``target`` fixture creates them, and fills in the operation ids).
+# Names that exist on the server: ``Target.ensure`` creates them before each operation and fills in the operation
+# ids.
 KNOWN: dict[str, tuple[str, ...]] = {
     "subscriptionId": (SUBSCRIPTION,),
     "resourceGroupName": (GROUP,),
@@ -171,7 +175,7 @@ def after_call(context: schemathesis.HookContext, case: schemathesis.Case, respo
 def arm_error_envelope(
     ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
 ) -> None:
-    """Every error answer (other than HEAD's, which has no body) is ARM's envelope with string code and message."""
+    """Every error answer (but HEAD's, which has no body) is ARM's JSON envelope with a string code and message."""
     if response.status_code < 400 or case.method.upper() == "HEAD":
         return
     where = f"{case.method} {case.formatted_path} answered {response.status_code}"
@@ -204,13 +208,14 @@ class Target:
     def __init__(self, base: str, session: requests.Session) -> None:
         self.base = base
         self.session = session
+        self.operations: dict[str, list[str]] = {}  # by scale set: the operations that created and changed it
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}?{API}"
 
     def ensure(self) -> None:
         """The group, and both scale sets as first created (instances 0-2, capacity 3): a scale set that the last
-        operation deleted, shrank, grew or renumbered is deleted (if need be) and created again."""
+        operation deleted, resized or renumbered is deleted (if it is not already) and created again."""
         group = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}"
         answer = self.session.put(self.url(group), json={"location": LOCATION}, timeout=30)
         if answer.status_code == 409:  # the last operation deleted it: wait until it is gone
@@ -225,12 +230,12 @@ class Target:
             self._wait_gone(path)
             created = self.session.put(self.url(path), json=_scale_set_body(name), timeout=30)
             assert created.status_code == 201, created.text
-            KNOWN[f"operationId:{name}"] = (_operation_id(created),)
+            self.operations[name] = [_operation_id(created)]
             if "rolling" in name:  # an image change: rollingUpgrades/latest has something to show
                 changed = self.session.patch(self.url(path), json=API_CONFTEST.image_patch("1.0.1"), timeout=30)
                 assert changed.status_code == 200, changed.text
-                KNOWN[f"operationId:{name}"] += (_operation_id(changed),)
-        KNOWN["operationId"] = tuple(op for name in SCALE_SETS for op in KNOWN.get(f"operationId:{name}", ()))
+                self.operations[name].append(_operation_id(changed))
+        KNOWN["operationId"] = tuple(op for ops in self.operations.values() for op in ops)
 
     def _as_created(self, path: str) -> bool:
         current = self.session.get(self.url(path), timeout=30)
@@ -239,8 +244,10 @@ class Target:
         if current.json()["sku"].get("capacity") != CAPACITY:
             return False
         vms = self.session.get(self.url(f"{path}/virtualMachines"), timeout=30)
+        if not vms.ok:
+            return False
         alive = {vm["instanceId"] for vm in vms.json()["value"] if vm["properties"]["provisioningState"] != "Deleting"}
-        return vms.ok and alive == set(INSTANCES)
+        return alive == set(INSTANCES)
 
     def _wait_gone(self, path: str) -> None:
         deadline = time.monotonic() + 30
@@ -283,8 +290,8 @@ def fuzz_target(target: Target) -> Target:
     return target
 
 
-def test_served_document_is_the_fuzzed_one(target: Target) -> None:
-    """``GET /_scaleset/openapi.json`` needs no token and serves this document, naming the server."""
+def test_the_document_is_served_without_a_token(target: Target) -> None:
+    """``GET /_scaleset/openapi.json`` needs no token, serves the document fuzzed here and names the server."""
     answer = requests.get(f"{target.base}/_scaleset/openapi.json", verify=target.session.verify, timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("application/json")
@@ -325,3 +332,12 @@ def test_fuzzing_reached_the_handlers() -> None:
     assert {label for label, _ in STATUSES} == OPERATIONS
     succeeded = {label for label, status in STATUSES if status < 300}
     assert len(succeeded) >= 0.8 * len(OPERATIONS), sorted(OPERATIONS - succeeded)
+
+
+def test_zz_print() -> None:
+    ops = {label for label, _ in STATUSES}
+    print("\nOPS", len(ops), "TOTAL", sum(STATUSES.values()), "OK-OPS", len({l for l, s in STATUSES if s < 300}), "5xx", sum(n for (l, s), n in STATUSES.items() if s >= 500))
+    by = Counter()
+    for (l, s), n in STATUSES.items():
+        by[s] += n
+    print(sorted(by.items()))
