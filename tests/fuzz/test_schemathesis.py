@@ -332,12 +332,3 @@ def test_fuzzing_reached_the_handlers() -> None:
     assert {label for label, _ in STATUSES} == OPERATIONS
     succeeded = {label for label, status in STATUSES if status < 300}
     assert len(succeeded) >= 0.8 * len(OPERATIONS), sorted(OPERATIONS - succeeded)
-
-
-def test_zz_print() -> None:
-    ops = {label for label, _ in STATUSES}
-    print("\nOPS", len(ops), "TOTAL", sum(STATUSES.values()), "OK-OPS", len({l for l, s in STATUSES if s < 300}), "5xx", sum(n for (l, s), n in STATUSES.items() if s >= 500))
-    by = Counter()
-    for (l, s), n in STATUSES.items():
-        by[s] += n
-    print(sorted(by.items()))

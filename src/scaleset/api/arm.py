@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scaleset.api import codec
-from scaleset.api.http import ApiError, json_response
+from scaleset.api.http import ApiError, json_response, raw_response
 from scaleset.api.identity import base_url, check_subscription
 from scaleset.api.runtime import GROUPS, Runtime
 from scaleset.domain import errors
@@ -453,7 +454,12 @@ async def list_vms(request: Request, runtime: Runtime, subscription: str, group:
             )
         wanted = match.group(1).lower() == "true"
     expand = _expand(request)
-    views = runtime.engine.observe(state, _now(runtime))
+    now = _now(runtime)
+    key = ("virtualMachines", expand, wanted)
+    cached = state.cached_rendering(key, now)
+    if cached is not None:
+        return raw_response(request, cached)
+    views = runtime.engine.observe(state, now)
     out = []
     for view in views:
         record = state.instances[view.instance_id]
@@ -470,7 +476,10 @@ async def list_vms(request: Request, runtime: Runtime, subscription: str, group:
                 expand_instance_view=expand,
             )
         )
-    return json_response(request, {"value": out})
+    payload = json.dumps({"value": out}, separators=(",", ":")).encode()
+    horizon = min((v.stable_until for v in views if v.stable_until is not None), default=math.inf)
+    state.keep_rendering(key, payload, valid_until=horizon)
+    return raw_response(request, payload)
 
 
 async def get_vm(

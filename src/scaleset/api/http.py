@@ -35,8 +35,16 @@ def request_id(request: Request) -> str:
 
 
 def json_response(request: Request, body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    text = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    out = Response(text, status_code=status, media_type="application/json" if body is not None else None)
+    if body is None:
+        return raw_response(request, None, status, headers)
+    return raw_response(request, json.dumps(body, separators=(",", ":")).encode(), status, headers)
+
+
+def raw_response(
+    request: Request, payload: bytes | None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A response whose JSON is already encoded (``None``: no body)."""
+    out = Response(payload or b"", status_code=status, media_type="application/json" if payload is not None else None)
     out.headers["x-ms-request-id"] = request_id(request)
     correlation = request.headers.get("x-ms-correlation-request-id") or request.headers.get("x-ms-client-request-id")
     out.headers["x-ms-correlation-request-id"] = correlation or request_id(request)

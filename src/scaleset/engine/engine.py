@@ -122,6 +122,7 @@ class Engine:
                 valid = view.stable_until if view is not None else None
                 state.views[instance_id] = CachedView(view, valid, record.generation, now)
             if view is None:
+                state.revision += 1
                 del state.instances[instance_id]
                 state.views.pop(instance_id, None)
                 state.removed.add(instance_id)
@@ -507,6 +508,7 @@ class Engine:
 
     def persist(self, state: ScaleSetState) -> None:
         """Write everything the state changed, in one transaction."""
+        state.revision += 1
         with self.store.transaction():
             self.store.put_scale_set(state.set_id, state.record.to_dict())
             if state.dirty:

@@ -57,6 +57,8 @@ class ScaleSetState:
     removed: set[int] = field(default_factory=set)
     rollout_dirty: bool = False
     record_dirty: bool = False
+    revision: int = 0  # bumped by every change, so renderings of this state can be cached
+    render_cache: dict[Any, tuple[int, float, bytes]] = field(default_factory=dict)
 
     @property
     def set_id(self) -> str:
@@ -86,6 +88,17 @@ class ScaleSetState:
     def touch(self, instance_id: int) -> None:
         self.dirty.add(instance_id)
         self.views.pop(instance_id, None)
+        self.revision += 1
+
+    def cached_rendering(self, key: Any, now: float) -> bytes | None:
+        """A rendering stored by :meth:`keep_rendering`, if nothing changed and it has not expired."""
+        hit = self.render_cache.get(key)
+        if hit is None or hit[0] != self.revision or now >= hit[1]:
+            return None
+        return hit[2]
+
+    def keep_rendering(self, key: Any, payload: bytes, *, valid_until: float) -> None:
+        self.render_cache[key] = (self.revision, valid_until, payload)
 
     @classmethod
     def load(cls, store: Store, set_id: str, data: dict[str, Any]) -> ScaleSetState:
