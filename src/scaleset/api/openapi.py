@@ -5,7 +5,8 @@ parameters as ARM spells them, request bodies with the fields the emulator reads
 answers and ARM's error envelope for every failure. It is not the official Microsoft.Compute specification (the
 API tests check response shapes against that one); objects allow fields beyond the ones listed, as ARM's do.
 
-The document is built once, by code, so that it cannot drift from itself; only ``servers`` depends on the request.
+The document is built once, by code; only ``servers`` depends on the request. ``tests/fuzz/test_openapi_document.py``
+keeps it in step with the route table in :mod:`scaleset.api.app` (every ARM route and method, nothing more).
 """
 
 from __future__ import annotations
