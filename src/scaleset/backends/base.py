@@ -14,6 +14,7 @@ from typing import Protocol
 from scaleset.domain.health import Answer, ProbeSettings
 from scaleset.domain.instances import InstanceView
 from scaleset.domain.records import InstanceRecord
+from scaleset.domain.resources import ImageReference
 
 # Action kinds the engine puts in ``InstanceRecord.action``.
 CREATE = "create"
@@ -35,6 +36,7 @@ class InstanceModel:
     image_version: str | None
     extensions: tuple[str, ...]
     probe: ProbeSettings | None
+    image: ImageReference | None = None
 
 
 class InstanceBackend(Protocol):

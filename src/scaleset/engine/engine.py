@@ -26,7 +26,7 @@ from scaleset.domain.upgrade.rolling import POLL_SECONDS, Target, plan_rolling, 
 from scaleset.domain.upgrade.status import Phase, RollingStatusCode
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
-from scaleset.engine.state import CachedView, ScaleSetState
+from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
 from scaleset.store.base import Store
 
 MAX_PASSES_AT_ONE_INSTANT = 64
@@ -44,14 +44,14 @@ class Engine:
         store: Store,
         backend: InstanceBackend,
         clock: Clock,
-        catalogue: Callable[[], list[str]] | None = None,
+        catalogue: Catalogue | None = None,
         id_namespace: str | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.clock = clock
         self.scheduler = Scheduler()
-        self._catalogue = catalogue or list
+        self._catalogue: Catalogue = catalogue or (lambda _image: [])
         self._sets: dict[str, ScaleSetState] = {}
         self._timeline_handler: Callable[[str], None] | None = None
         namespace = id_namespace or store.get_meta("id_namespace")
@@ -84,8 +84,8 @@ class Engine:
         self.store.set_meta("id_counter", str(self._id_counter))
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scaleset:{self._namespace}:{self._id_counter}"))
 
-    def catalogue(self) -> list[str]:
-        return self._catalogue()
+    def catalogue(self) -> Catalogue:
+        return self._catalogue
 
     # ----------------------------------------------------------------- access
 

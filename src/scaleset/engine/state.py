@@ -6,19 +6,24 @@ committed; reopening the store rebuilds it exactly (:meth:`ScaleSetState.load`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from scaleset.backends.base import InstanceModel
 from scaleset.domain.health import probe_settings
-from scaleset.domain.images import resolve_version
+from scaleset.domain.images import requested_version, resolve_version
 from scaleset.domain.instances import InstanceView
 from scaleset.domain.records import InstanceRecord, Operation, ScaleSetRecord
-from scaleset.domain.resources import VirtualMachineScaleSet
+from scaleset.domain.resources import ImageReference, VirtualMachineScaleSet
 from scaleset.domain.upgrade.status import Rollout
 from scaleset.store.base import Store
+
+Catalogue = Callable[[ImageReference | None], list[str]]
+"""The versions an image reference can resolve to (``latest`` picks the newest), excluding hidden ones."""
 
 
 def instance_model_part(body: dict[str, Any]) -> dict[str, Any]:
@@ -74,16 +79,27 @@ class ScaleSetState:
             self.model_bodies[version] = body
         return body
 
-    def model(self, store: Store, version: int, catalogue: list[str]) -> InstanceModel:
+    def model(self, store: Store, version: int, catalogue: Catalogue) -> InstanceModel:
+        """Model ``version`` as instances deployed now get it: ``latest`` resolves against the catalogue at each
+        call, so a version published later reaches new and reimaged instances, not running ones."""
         cached = self.models.get(version)
-        if cached is not None:
-            return cached
-        body = self.model_body(store, version)
-        vmss = VirtualMachineScaleSet.model_validate(body)
-        names = tuple(ext.name or "" for ext in vmss.extensions)
-        model = InstanceModel(version, resolve_version(vmss.image, catalogue), names, probe_settings(vmss))
-        self.models[version] = model
-        return model
+        if cached is None:
+            vmss = VirtualMachineScaleSet.model_validate(self.model_body(store, version))
+            names = tuple(ext.name or "" for ext in vmss.extensions)
+            cached = InstanceModel(
+                version,
+                resolve_version(vmss.image, catalogue(vmss.image)),
+                names,
+                probe_settings(vmss),
+                image=vmss.image,
+            )
+            self.models[version] = cached
+        if cached.image is not None and requested_version(cached.image) == "latest":
+            current = resolve_version(cached.image, catalogue(cached.image))
+            if current != cached.image_version:
+                cached = dataclasses.replace(cached, image_version=current)
+                self.models[version] = cached
+        return cached
 
     def touch(self, instance_id: int) -> None:
         self.dirty.add(instance_id)

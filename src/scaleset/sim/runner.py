@@ -44,7 +44,7 @@ class ScenarioRun:
             store=self.store,
             backend=SimulatedBackend(simulation),
             clock=clock,
-            catalogue=lambda: list(simulation.images),
+            catalogue=lambda _image: list(simulation.images),
             id_namespace=f"scenario-seed-{self.seed}",
         )
         self.services = Services(self.engine)
