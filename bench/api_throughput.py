@@ -99,6 +99,8 @@ def start_scaleset(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             "-m",
             "scaleset.main",
             "serve",
+            "--backend",
+            "simulated",
             "--port",
             str(port),
             "--data-dir",

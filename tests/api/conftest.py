@@ -223,6 +223,8 @@ def start_server(
                 "-m",
                 "scaleset.main",
                 "serve",
+                "--backend",
+                "simulated",
                 "--port",
                 str(port),
                 "--data-dir",

@@ -67,6 +67,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
                 "-m",
                 "scaleset.main",
                 "serve",
+                "--backend",
+                "simulated",
                 "--port",
                 str(port),
                 "--data-dir",

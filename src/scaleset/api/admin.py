@@ -23,7 +23,35 @@ async def list_faults(request: Request, runtime: Runtime) -> Response:
     return json_response(request, {"value": [{"id": key, **data} for key, data in runtime.fault_list()]})
 
 
+def _simulated_only(runtime: Runtime) -> None:
+    if runtime.backend_kind != "simulated":
+        raise ApiError(
+            409,
+            "OperationNotAllowed",
+            "Fault injection drives simulated instances; this server runs real processes (--backend process). "
+            "Rehearse failures with the demo image versions that misbehave (scaleset image list).",
+        )
+
+
+async def load_balancers(request: Request, runtime: Runtime) -> Response:
+    """``GET /_scaleset/loadbalancers``: each scale set's load balancer (process backend): URL, pool, counters."""
+    out = []
+    if runtime.process is not None:
+        for set_id, (port, pool, stats) in sorted(runtime.process.balancers().items()):
+            out.append(
+                {
+                    "scaleSet": set_id,
+                    "url": f"http://127.0.0.1:{port}/" if port else None,
+                    "port": port,
+                    "pool": pool,
+                    "stats": stats,
+                }
+            )
+    return json_response(request, {"value": out, "backend": runtime.backend_kind})
+
+
 async def add_fault(request: Request, runtime: Runtime) -> Response:
+    _simulated_only(runtime)
     body = await json_body(request, required=True) or {}
     try:
         fault = Fault.model_validate(body)
@@ -47,6 +75,7 @@ async def delete_fault(request: Request, runtime: Runtime, fault_id: str) -> Res
 
 async def set_health(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
     """``POST /_scaleset/health/{sub}/{group}/{name}`` ``{"instanceIds": [...], "answer": "unhealthy"}``."""
+    _simulated_only(runtime)
     scale_set_state(runtime, subscription, group, name)
     body = await json_body(request, required=True) or {}
     try:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from scaleset.api import admin, arm, identity, openapi
+from scaleset.api import admin, arm, events, identity, images, openapi
 from scaleset.api.http import ApiError, error_response, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.domain.errors import DomainError
@@ -58,6 +58,16 @@ ROUTES: list[Route] = [
         r"/_scaleset/health/(?P<subscription>[^/]+)/(?P<group>[^/]+)/(?P<name>[^/]+)", "admin", post=admin.set_health
     ),
     _route(r"/_scaleset/clock", "admin", get=admin.clock),
+    _route(r"/_scaleset/images", "admin", get=images.list_images),
+    _route(
+        r"/_scaleset/images/(?P<publisher>[^/]+)/(?P<offer>[^/]+)/(?P<sku>[^/]+)/(?P<version>[^/]+)",
+        "admin",
+        get=images.get_image,
+        put=images.put_image,
+        delete=images.delete_image,
+    ),
+    _route(r"/_scaleset/events", "admin", get=events.list_events),
+    _route(r"/_scaleset/loadbalancers", "admin", get=admin.load_balancers),
     _route(r"/_scaleset/openapi\.json", "identity", get=openapi.serve),
     _route(r"/subscriptions", "arm", get=identity.list_subscriptions),
     _route(SUB, "arm", get=identity.get_subscription),

@@ -12,10 +12,17 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from scaleset.api.auth import Identity
+from scaleset.api.images import catalogue_images
+from scaleset.backends.base import InstanceBackend
+from scaleset.backends.process import ProcessBackend
 from scaleset.backends.simulated import Fault, SimulatedBackend, SimulationConfig
+from scaleset.domain.catalogue import lookup, versions_for
+from scaleset.domain.errors import DomainError
+from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS
 from scaleset.engine.clock import Clock, ScaledClock, SystemClock
 from scaleset.engine.engine import Engine
 from scaleset.engine.services import Services
@@ -28,6 +35,68 @@ GROUPS = "resourceGroup"
 MAX_IDLE_SLEEP = 1.0
 
 
+DEMO_GROUP, DEMO_SET = "demo", "web"
+
+
+def demo_body(backend: str) -> dict[str, Any]:
+    """Six instances of the demo application, Rolling in batches of two, rich health on ``/health``."""
+    return {
+        "location": "westus",
+        "sku": {"name": "Standard_D2s_v3", "capacity": 6},
+        "properties": {
+            "upgradePolicy": {
+                "mode": "Rolling",
+                "rollingUpgradePolicy": {
+                    "maxBatchInstancePercent": 34,
+                    "maxUnhealthyInstancePercent": 50,
+                    "maxUnhealthyUpgradedInstancePercent": 0,
+                    "pauseTimeBetweenBatches": "PT2S",
+                    "rollbackFailedInstancesOnPolicyBreach": True,
+                },
+            },
+            "virtualMachineProfile": {
+                "osProfile": {"computerNamePrefix": "web", "adminUsername": "azureuser"},
+                "storageProfile": {
+                    "imageReference": {"publisher": "scaleset", "offer": "demo", "sku": "app", "version": "1.0.0"}
+                },
+                "extensionProfile": {
+                    "extensions": [
+                        {
+                            "name": "HealthExtension",
+                            "properties": {
+                                "publisher": "Microsoft.ManagedServices",
+                                "type": "ApplicationHealthLinux",
+                                "typeHandlerVersion": "2.0",
+                                "settings": {
+                                    "protocol": "http",
+                                    "port": 8080,
+                                    "requestPath": "/health",
+                                    "intervalInSeconds": 5,
+                                    "numberOfProbes": 1,
+                                    "gracePeriod": 30,
+                                },
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+        "tags": {"scaleset-demo": backend},
+    }
+
+
+def create_demo(runtime: Runtime) -> None:
+    """The demo group and scale set, unless they exist (a restart keeps the user's changes)."""
+    sub = runtime.identity.subscription
+    key = f"{sub.lower()}/{DEMO_GROUP}"
+    if runtime.store.get_document(GROUPS, key) is None:
+        runtime.store.put_document(GROUPS, key, {"name": DEMO_GROUP, "location": "westus", "tags": {}})
+    try:
+        runtime.services.get_scale_set(sub, DEMO_GROUP, DEMO_SET)
+    except DomainError:
+        runtime.services.put_scale_set(sub, DEMO_GROUP, DEMO_SET, demo_body(runtime.backend_kind))
+
+
 def make_clock(store: Store, time_scale: float) -> Clock:
     """Wall time at scale 1; otherwise virtual time running ``time_scale`` times as fast, resuming from the
     virtual time the store last recorded (so a restart does not jump rollouts forward by the downtime)."""
@@ -38,25 +107,67 @@ def make_clock(store: Store, time_scale: float) -> Clock:
     return ScaledClock(time_scale, start=start)
 
 
+BACKENDS = ("process", "simulated")
+
+
 @dataclass
 class Runtime:
+    """``backend`` is ``"simulated"`` (virtual instances, fault injection, any time scale) or ``"process"`` (real
+    local processes under ``data_dir/instances`` behind real load balancers; wall-clock time only)."""
+
     store: Store
     identity: Identity
     time_scale: float = 1.0
     retry_after_ms: int = 100
+    backend_kind: str = "simulated"
+    data_dir: Path | None = None
+    drain_seconds: float = 3.0
+    demo: bool = False
+    health_wait: float = HEALTH_WAIT_SECONDS
     engine: Engine = field(init=False)
     services: Services = field(init=False)
-    backend: SimulatedBackend = field(init=False)
+    simulated: SimulatedBackend = field(init=False)
+    process: ProcessBackend | None = field(default=None, init=False)
     _wakeup: asyncio.Event | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        if self.backend_kind not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend_kind!r}; choose one of {', '.join(BACKENDS)}")
+        if self.backend_kind == "process" and self.time_scale != 1:
+            raise ValueError("real processes run in wall-clock time: use --time-scale 1 with --backend process")
         faults = [Fault.model_validate(data) for _, data in self.store.list_documents(FAULTS)]
-        self.backend = SimulatedBackend(SimulationConfig(seed=0, start=0.0, faults=faults))
+        self.simulated = SimulatedBackend(SimulationConfig(seed=0, start=0.0, faults=faults))
         clock = make_clock(self.store, self.time_scale)
-        self.engine = Engine(store=self.store, backend=self.backend, clock=clock)
+        backend: InstanceBackend = self.simulated
+        if self.backend_kind == "process":
+            root = (self.data_dir or Path.cwd()) / "processes"
+            root.mkdir(parents=True, exist_ok=True)
+            self.process = ProcessBackend(
+                root=root,
+                find_image=lambda ref, version: lookup(catalogue_images(self.store), ref, version or ""),
+                clock=clock.now,
+                on_change=self._instance_changed,
+                drain_seconds=self.drain_seconds,
+            )
+            backend = self.process
+        self.engine = Engine(
+            store=self.store,
+            backend=backend,
+            clock=clock,
+            catalogue=lambda ref: versions_for(catalogue_images(self.store), ref),
+            health_wait=self.health_wait,
+        )
         self.engine.notify = self.kick
         self.services = Services(self.engine)
+
+    @property
+    def backend(self) -> InstanceBackend:
+        return self.engine.backend
+
+    def _instance_changed(self, set_id: str) -> None:
+        if self.engine.state(set_id) is not None:
+            self.engine.wake(set_id)
 
     # ------------------------------------------------------------------ faults
 
@@ -84,7 +195,7 @@ class Runtime:
 
     def _reload_faults(self) -> None:
         faults = [Fault.model_validate(data) for _, data in self.store.list_documents(FAULTS)]
-        self.backend.config = self.backend.config.model_copy(update={"faults": faults})
+        self.simulated.config = self.simulated.config.model_copy(update={"faults": faults})
         for state in self.engine.states():
             state.views.clear()
             self.engine.wake(state.set_id)
@@ -113,7 +224,21 @@ class Runtime:
 
     def start(self) -> None:
         self._wakeup = asyncio.Event()
+        if self.process is not None:
+            self._adopt_instances(self.process)
+        if self.demo:
+            create_demo(self)
         self._task = asyncio.get_running_loop().create_task(self._drive())
+
+    def _adopt_instances(self, process: ProcessBackend) -> None:
+        """After a restart, every recorded instance is started again (or finishes its delete), so the store and
+        the running processes agree."""
+        catalogue = self.engine.catalogue()
+        for state in self.engine.states():
+            for record in state.instances.values():
+                model = state.model(self.store, record.model_version, catalogue)
+                process.adopt(record, set_id=state.set_id, model=model)
+            self.engine.wake(state.set_id)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -121,5 +246,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.store.set_meta("now", repr(self.engine.clock.now()))
+        if self.process is not None:
+            await self.process.aclose()
         self.backend.close()
         self.store.close()

@@ -23,8 +23,9 @@ import uvicorn
 
 from scaleset.api.app import create_app
 from scaleset.api.auth import load_identity
-from scaleset.api.runtime import Runtime
+from scaleset.api.runtime import BACKENDS, Runtime
 from scaleset.api.tls import ensure_tls
+from scaleset.domain.durations import parse_duration
 from scaleset.store import open_store
 
 SUBSCRIPTION = "5ca1e5e7-5ca1-45e7-a000-000000000001"
@@ -64,6 +65,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("--subscription", default=SUBSCRIPTION, help="the subscription id to serve")
     parser.add_argument("--tenant", default=TENANT, help="the tenant id tokens carry")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="process",
+        help="process: every instance a real local process behind a real load balancer (default); simulated: "
+        "virtual instances with fault injection, for any --time-scale",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=3.0,
+        help="how long an instance's open connections may finish after it leaves the load balancer (process)",
+    )
+    parser.add_argument(
+        "--health-wait",
+        default="PT5M",
+        help="how long an upgraded instance has to report Healthy before it counts as failed (ISO 8601, default "
+        "PT5M, Azure's documented wait; a shorter one makes real-process rehearsals quicker)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="create resource group 'demo' and a Rolling scale set 'web' of the demo application, if missing",
+    )
     parser.add_argument(
         "--retry-after-ms",
         type=int,
@@ -129,6 +154,23 @@ def run(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         print("scaleset serve: --time-scale must be positive", file=sys.stderr)
         return 2
+    if args.backend == "process" and args.time_scale != 1:
+        print(
+            "scaleset serve: real processes run in wall-clock time: use --backend simulated with --time-scale",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        health_wait = parse_duration(args.health_wait)
+    except ValueError:
+        print(
+            f"scaleset serve: --health-wait {args.health_wait!r} is not an ISO 8601 duration such as PT30S",
+            file=sys.stderr,
+        )
+        return 2
+    if args.drain_seconds < 0:
+        print("scaleset serve: --drain-seconds must not be negative", file=sys.stderr)
+        return 2
     if not 0 < args.port < 65536:
         print("scaleset serve: --port must be between 1 and 65535", file=sys.stderr)
         return 2
@@ -146,11 +188,21 @@ def run(args: argparse.Namespace) -> int:
     tls = ensure_tls(data_dir)
     identity = load_identity(data_dir, tenant=args.tenant, subscription=args.subscription, client_id=CLIENT_ID)
     store = open_store(str(data_dir / "scaleset.db"))
-    runtime = Runtime(store=store, identity=identity, time_scale=args.time_scale, retry_after_ms=args.retry_after_ms)
+    runtime = Runtime(
+        store=store,
+        identity=identity,
+        time_scale=args.time_scale,
+        retry_after_ms=args.retry_after_ms,
+        backend_kind=args.backend,
+        data_dir=data_dir,
+        drain_seconds=args.drain_seconds,
+        demo=args.demo,
+        health_wait=health_wait,
+    )
     host = args.host if ":" not in args.host else f"[{args.host}]"
     base = f"https://{host}:{args.port}"
     print(f"scaleset serving Microsoft.Compute scale sets at {base}")
-    print(f"  data dir: {data_dir}   CA: {tls.ca}   time scale: {args.time_scale:g}x")
+    print(f"  data dir: {data_dir}   CA: {tls.ca}   backend: {args.backend}   time scale: {args.time_scale:g}x")
     print(f"  subscription {args.subscription}, tenant {args.tenant}, client id {CLIENT_ID}")
     for line in environment_lines(base, data_dir, tls.ca, tenant=args.tenant, subscription=args.subscription):
         print(f"  {line}")

@@ -8,8 +8,9 @@ None once a delete has finished. Every backend passes ``tests/backends/conforman
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from scaleset.domain.health import Answer, ProbeSettings
 from scaleset.domain.instances import InstanceView
@@ -37,6 +38,7 @@ class InstanceModel:
     extensions: tuple[str, ...]
     probe: ProbeSettings | None
     image: ImageReference | None = None
+    body: Mapping[str, Any] | None = field(default=None, compare=False)  # the model version's scale-set body
 
 
 class InstanceBackend(Protocol):

@@ -22,7 +22,7 @@ from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.resources import UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
-from scaleset.domain.upgrade.rolling import POLL_SECONDS, Target, plan_rolling, start_rollout
+from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling, start_rollout
 from scaleset.domain.upgrade.status import Phase, RollingStatusCode
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
@@ -45,6 +45,7 @@ class Engine:
         backend: InstanceBackend,
         clock: Clock,
         catalogue: Catalogue | None = None,
+        health_wait: float = HEALTH_WAIT_SECONDS,
         id_namespace: str | None = None,
     ) -> None:
         self.store = store
@@ -52,6 +53,7 @@ class Engine:
         self.clock = clock
         self.scheduler = Scheduler()
         self._catalogue: Catalogue = catalogue or (lambda _image: [])
+        self.health_wait = health_wait  # how long an upgraded instance has to turn healthy (docs/semantics.md)
         self._sets: dict[str, ScaleSetState] = {}
         self._timeline_handler: Callable[[str], None] | None = None
         namespace = id_namespace or store.get_meta("id_namespace")
@@ -252,6 +254,7 @@ class Engine:
                     target_version,
                     record.next_instance_id,
                     state.model(self.store, target_version, self.catalogue()).probe,
+                    self.health_wait,
                 ),
                 now=now,
             )

@@ -92,6 +92,7 @@ class ScaleSetState:
                 names,
                 probe_settings(vmss),
                 image=vmss.image,
+                body=self.model_body(store, version),
             )
             self.models[version] = cached
         if cached.image is not None and requested_version(cached.image) == "latest":

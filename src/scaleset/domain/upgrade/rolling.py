@@ -50,11 +50,13 @@ class Target:
     version: int
     next_instance_id: int
     probe: ProbeSettings | None = None
+    wait_seconds: float = HEALTH_WAIT_SECONDS
 
     @property
     def health_wait(self) -> float:
+        """``wait_seconds`` (5 minutes unless the server was told otherwise), or the rich grace period if longer."""
         grace = self.probe.grace if self.probe is not None and self.probe.rich else 0.0
-        return max(HEALTH_WAIT_SECONDS, grace)
+        return max(self.wait_seconds, grace)
 
 
 @dataclass(slots=True)
