@@ -97,6 +97,25 @@ def create_demo(runtime: Runtime) -> None:
         runtime.services.put_scale_set(sub, DEMO_GROUP, DEMO_SET, demo_body(runtime.backend_kind))
 
 
+def demo_hints(url: str | None, endpoint_hint: str) -> str:
+    target = "scale set 'web' in group 'demo': 6 instances of scaleset:demo:app 1.0.0"
+    lines = [f"demo: {target}" + (f", load balancer {url}" if url else " (simulated instances)"), "try:"]
+    if endpoint_hint:
+        lines.append(f"  export {endpoint_hint}")
+    prefix = ""
+    if url:
+        lines.append(f"  curl {url}")
+        lines.append(f"  {prefix}scaleset load --target {url} --rps 20 --duration 3m --scale-set -g demo -n web &")
+    image = "virtualMachineProfile.storageProfile.imageReference.version"
+    lines += [
+        f"  {prefix}scaleset vmss update -g demo -n web --set {image}=1.1.0   # a rolling upgrade",
+        f"  {prefix}scaleset vmss rolling-upgrade get-latest -g demo -n web -o table",
+        f"  {prefix}scaleset vmss update -g demo -n web --set {image}=3.0.0   # a bad image: faults, rolls back",
+        f"  {prefix}scaleset image list -o table",
+    ]
+    return "\n".join(lines)
+
+
 def make_clock(store: Store, time_scale: float) -> Clock:
     """Wall time at scale 1; otherwise virtual time running ``time_scale`` times as fast, resuming from the
     virtual time the store last recorded (so a restart does not jump rollouts forward by the downtime)."""
@@ -128,8 +147,10 @@ class Runtime:
     services: Services = field(init=False)
     simulated: SimulatedBackend = field(init=False)
     process: ProcessBackend | None = field(default=None, init=False)
+    endpoint_hint: str = ""  # the environment the CLI needs when the server is not at its defaults
     _wakeup: asyncio.Event | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _announce: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.backend_kind not in BACKENDS:
@@ -228,7 +249,25 @@ class Runtime:
             self._adopt_instances(self.process)
         if self.demo:
             create_demo(self)
+            self._announce = asyncio.get_running_loop().create_task(self._announce_demo())
         self._task = asyncio.get_running_loop().create_task(self._drive())
+
+    async def _announce_demo(self) -> None:
+        """Once the demo's load balancer listens, print what to try next."""
+        url = None
+        set_id = (
+            f"/subscriptions/{self.identity.subscription}/resourcegroups/{DEMO_GROUP}/providers/"
+            f"microsoft.compute/virtualmachinescalesets/{DEMO_SET}"
+        )
+        for _ in range(200):  # up to 10 s for the first instances to bring the load balancer up
+            if self.process is None:
+                break
+            found = self.process.balancer(set_id)
+            if found is not None and found[1] is not None:
+                url = f"http://127.0.0.1:{found[1]}/"
+                break
+            await asyncio.sleep(0.05)
+        print(demo_hints(url, self.endpoint_hint), flush=True)
 
     def _adopt_instances(self, process: ProcessBackend) -> None:
         """After a restart, every recorded instance is started again (or finishes its delete), so the store and

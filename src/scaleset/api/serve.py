@@ -150,6 +150,16 @@ def environment_lines(base: str, data_dir: Path, ca: Path, *, tenant: str, subsc
     ]
 
 
+def _cli_environment(args: argparse.Namespace, data_dir: Path) -> str:
+    """What the ``scaleset`` CLI must be told when this server is not where it looks by default."""
+    parts = []
+    if args.port != DEFAULT_PORT or args.host not in ("127.0.0.1", "localhost"):
+        parts.append(f"SCALESET_ENDPOINT=https://{args.host}:{args.port}")
+    if data_dir != default_data_dir():
+        parts.append(f"SCALESET_DATA_DIR={data_dir}")
+    return " ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         print("scaleset serve: --time-scale must be positive", file=sys.stderr)
@@ -198,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         demo=args.demo,
         health_wait=health_wait,
+        endpoint_hint=_cli_environment(args, data_dir),
     )
     host = args.host if ":" not in args.host else f"[{args.host}]"
     base = f"https://{host}:{args.port}"
