@@ -5,7 +5,8 @@ Every action runs as an asyncio task on the server's event loop:
 
 * create: directories (a data dir kept for the instance's life, an OS dir that reimages replace), ``customData``
   written to ``{os_dir}/customdata``, custom-script extensions run, then the application is started;
-* upgrade / reimage: leave the load balancer's pool, drain, stop, a fresh OS dir, extensions, start on the new image;
+* upgrade / reimage: leave the load balancer's pool, drain, stop, a fresh OS dir, extensions, start on the new image
+  (an upgrade that keeps the image is applied in place: the OS dir stays, extensions run again);
 * restart: drain, stop, start; start: start; power off / deallocate: drain, stop; delete: drain, stop, remove dirs.
 
 Provisioning ends when the application process has been started (and every extension succeeded); whether the
@@ -313,7 +314,11 @@ class ProcessBackend:
                 inst.power = PowerState(record.power_goal)
                 inst.ready_at = self.clock()
                 return
-            fresh_os = action in (base.CREATE, base.UPGRADE, base.REIMAGE)
+            # An upgrade that keeps the image is applied in place: the OS dir stays, extensions run again (the
+            # model changed) and the application restarts. A new image, a reimage or a create gets a fresh OS dir.
+            image_changed = action == base.UPGRADE and record.previous_image_version != record.image_version
+            fresh_os = action in (base.CREATE, base.REIMAGE) or image_changed
+            run_extensions = fresh_os or action == base.UPGRADE
             image = self.find_image(model.image, record.image_version)
             if image is None:
                 wanted = record.image_version or "?"
@@ -322,7 +327,7 @@ class ProcessBackend:
                     f"The image version '{wanted}' of {_describe(model.image)} is not in the image catalogue.",
                 )
             data, os_dir, logs = self._prepare_dirs(inst, fresh_os=fresh_os, model=model)
-            if fresh_os:
+            if run_extensions:
                 await self._run_extensions(inst, model, os_dir=os_dir, logs=logs)
             await self._start_process(inst, record, image, data=data, os_dir=os_dir, logs=logs, model=model)
             inst.phase, inst.power = ProvisioningState.SUCCEEDED, PowerState.RUNNING
