@@ -13,6 +13,8 @@ from typing import cast
 from scaleset import __version__
 from scaleset import cli as client
 from scaleset.api import serve
+from scaleset.safety import audit_cli, whatif_cli
+from scaleset.safety import cli as safety_cli
 from scaleset.sim import cli as sim_cli
 
 
@@ -24,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_parser(sub)
     sim_cli.add_parser(sub)
+    safety_cli.add_parsers(sub)
     client.add_parsers(sub)
+    audit_cli.add_parser(sub)
+    whatif_cli.add_parser(sub)
     return parser
 
 

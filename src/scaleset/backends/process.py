@@ -6,7 +6,8 @@ Every action runs as an asyncio task on the server's event loop:
 * create: directories (a data dir kept for the instance's life, an OS dir that reimages replace), ``customData``
   written to ``{os_dir}/customdata``, custom-script extensions run, then the application is started;
 * upgrade / reimage: leave the load balancer's pool, drain, stop, a fresh OS dir, extensions, start on the new image
-  (an upgrade that keeps the image is applied in place: the OS dir stays, extensions run again);
+  (an upgrade that keeps the image is applied in place: the OS dir stays, extensions run again; reimageall empties
+  the data dir too);
 * restart: drain, stop, start; start: start; power off / deallocate: drain, stop; delete: drain, stop, remove dirs.
 
 Provisioning ends when the application process has been started (and every extension succeeded); whether the
@@ -15,7 +16,9 @@ provisioning with ``VMExtensionProvisioningError`` and the script's exit status 
 
 No orphans: every process is started in its own session with ``PR_SET_PDEATHSIG`` (so it dies with the server,
 even on SIGKILL), :meth:`ProcessBackend.close` stops them all, and :meth:`ProcessBackend.adopt` restarts instances
-from their records when the server starts again, killing any leftover process a record still names.
+from their records when the server starts again, first killing what is left of the process group the instance's
+pid file names. (The parent-death signal reaches only the process the backend started: what an image's start
+script starts in turn outlives a SIGKILL of the server until the next server adopts the instance.)
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ STOP_GRACE = 5.0
 EXTENSION_TIMEOUT = 300.0
 CUSTOM_SCRIPT_TYPES = {("microsoft.azure.extensions", "customscript"), ("microsoft.compute", "customscriptextension")}
 _PR_SET_PDEATHSIG = 1
+GUARD = ("/bin/sh", "-c", 'trap "trap - TERM; kill -TERM 0" TERM; "$@" & child=$!; wait "$child"', "instance")
+"""Every instance runs under a small shell that owns its process group: when it is told to stop, or its parent
+(this server) dies and the kernel sends it SIGTERM, it passes the signal to the whole group, so whatever the
+image's command started ends with it."""
 MARKER = "SCALESET_INSTANCE"  # in every process we start, so a leftover one can be recognised as ours
 
 ImageFinder = Callable[[ImageReference | None, str | None], ImageVersion | None]
@@ -186,9 +193,16 @@ class ProcessBackend:
     # ------------------------------------------------------------------ restart of the server
 
     def adopt(self, record: InstanceRecord, *, set_id: str, model: base.InstanceModel) -> None:
-        """Bring a recorded instance back after a server restart: a process the record still names is killed, and
-        the instance is started again on the model and image its record says, unless it was stopped or deleted."""
-        _kill_tree(record.backend.get("pid"), only_if_ours=True)
+        """Bring a recorded instance back after a server restart: what is left of the process group the record
+        (or the instance's pid file) names is killed, and the instance is started again on the model and image its
+        record says, unless it was stopped or deleted."""
+        key = self._key(set_id, record.instance_id)
+        try:
+            written: object = int(self._pid_file(set_id, record.instance_id).read_text())
+        except (OSError, ValueError):
+            written = None
+        for pid in {record.backend.get("pid"), written}:
+            _kill_leftovers(pid, key)
         inst = self._instance(record, set_id)
         if record.action == base.DELETE:
             inst.phase = ProvisioningState.DELETING
@@ -255,12 +269,17 @@ class ProcessBackend:
         healthy by the scale set's health source (just running, when it has none)."""
         while True:
             for inst in list(self._instances.values()):
-                network = self._networks.get(inst.set_id)
-                if network is None or inst.gone:
-                    continue
-                in_pool = self._in_service(inst)
-                network.balancer.upsert(inst.key, host="127.0.0.1", port=inst.port, in_pool=in_pool)
+                self._sync_pool(inst)
             await asyncio.sleep(0.1)
+
+    def _sync_pool(self, inst: Instance) -> None:
+        """Put ``inst`` in its load balancer's pool or take it out, as :meth:`_in_service` says. Called at once
+        when its health changes or its action ends (the engine may act on that straight away: with no pause
+        between batches, the next batch leaves the pool in the same instant), and every 0.1 s as a backstop."""
+        network = self._networks.get(inst.set_id)
+        if network is None or inst.gone:
+            return
+        network.balancer.upsert(inst.key, host="127.0.0.1", port=inst.port, in_pool=self._in_service(inst))
 
     def _in_service(self, inst: Instance) -> bool:
         if inst.phase is not ProvisioningState.SUCCEEDED or inst.power is not PowerState.RUNNING:
@@ -326,7 +345,9 @@ class ProcessBackend:
                     "ImageNotFound",
                     f"The image version '{wanted}' of {_describe(model.image)} is not in the image catalogue.",
                 )
-            data, os_dir, logs = self._prepare_dirs(inst, fresh_os=fresh_os, model=model)
+            # reimageall reimages "all the disks (including data disks)": the data dir starts empty too
+            fresh_data = action == base.REIMAGE and record.action_reason == "reimageAll"
+            data, os_dir, logs = self._prepare_dirs(inst, fresh_os=fresh_os, fresh_data=fresh_data, model=model)
             if run_extensions:
                 await self._run_extensions(inst, model, os_dir=os_dir, logs=logs)
             await self._start_process(inst, record, image, data=data, os_dir=os_dir, logs=logs, model=model)
@@ -344,12 +365,19 @@ class ProcessBackend:
             inst.error = {"code": "VMProvisioningFailed", "message": f"The instance could not be provisioned: {exc}"}
             inst.ready_at = self.clock()
         finally:
+            # Queued before the engine hears of it: the pool is right by the time the engine's pass runs (the
+            # task is done then, so the instance counts as in service).
+            self._loop().call_soon(self._sync_pool, inst)
             self.on_change(inst.set_id)
 
-    def _prepare_dirs(self, inst: Instance, *, fresh_os: bool, model: base.InstanceModel) -> tuple[Path, Path, Path]:
+    def _prepare_dirs(
+        self, inst: Instance, *, fresh_os: bool, model: base.InstanceModel, fresh_data: bool = False
+    ) -> tuple[Path, Path, Path]:
         data, os_dir, logs = self._dirs(inst.set_id, inst.instance_id)
         if fresh_os and os_dir.exists():
             shutil.rmtree(os_dir)
+        if fresh_data and data.exists():
+            shutil.rmtree(data)
         for folder in (data, os_dir, logs):
             folder.mkdir(parents=True, exist_ok=True)
         profile = ((model.body or {}).get("properties") or {}).get("virtualMachineProfile") or {}
@@ -424,9 +452,14 @@ class ProcessBackend:
             version=image.version,
         )
         inst.log_path = logs / "app.log"
+        if shutil.which(argv[0], path=env.get("PATH", os.environ.get("PATH"))) is None and not Path(argv[0]).is_file():
+            raise ProvisioningFailedError(
+                "VMProvisioningFailed", f"The image's command could not be started: '{argv[0]}' was not found."
+            )
         with inst.log_path.open("ab") as out:
             try:
                 inst.process = await asyncio.create_subprocess_exec(
+                    *GUARD,
                     *argv,
                     cwd=cwd or str(os_dir),
                     stdout=out,
@@ -440,7 +473,13 @@ class ProcessBackend:
                     "VMProvisioningFailed", f"The image's command could not be started: {exc.strerror or exc}."
                 ) from exc
         record.backend = {**record.backend, "pid": inst.process.pid, "port": inst.port}
+        # The store keeps ``record.backend`` only when the engine next writes the record, which may never come
+        # before a SIGKILL; the pid file is what the next server's adopt reads.
+        self._pid_file(inst.set_id, inst.instance_id).write_text(f"{inst.process.pid}\n")
         await self._start_prober(inst, model.probe)
+
+    def _pid_file(self, set_id: str, instance_id: int) -> Path:
+        return self._dirs(set_id, instance_id)[0].parent / "pid"
 
     async def _start_prober(self, inst: Instance, settings: ProbeSettings | None) -> None:
         if inst.prober_task is not None:
@@ -452,13 +491,18 @@ class ProcessBackend:
             return
         # The settings name the application's port inside a VM; here every instance has a port of its own.
         set_id = inst.set_id
+
+        def changed(_state: HealthState) -> None:
+            self._sync_pool(inst)  # the pool follows health before the engine acts on it
+            self.on_change(set_id)
+
         prober = Prober(
             settings,
             host="127.0.0.1",
             port=inst.port,
             clock=self.clock,
             started_at=self.clock(),
-            on_change=lambda _state: self.on_change(set_id),
+            on_change=changed,
         )
         inst.prober = prober
         inst.prober_task = self._loop().create_task(prober.run())
@@ -477,7 +521,7 @@ class ProcessBackend:
         inst.prober = None
         process = inst.process
         inst.process = None
-        if process is None or process.returncode is not None:
+        if process is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -487,6 +531,14 @@ class ProcessBackend:
             _kill_tree(process.pid)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(process.wait(), STOP_GRACE)
+        # The guard shell can end before the application it signalled: the instance is stopped only when its
+        # whole process group is gone (its port is free for the next start).
+        deadline = asyncio.get_running_loop().time() + STOP_GRACE
+        while _group_alive(process.pid):
+            if asyncio.get_running_loop().time() > deadline:
+                _kill_tree(process.pid)
+                break
+            await asyncio.sleep(0.01)
 
 
 class ProvisioningFailedError(Exception):
@@ -520,17 +572,61 @@ def _unknown(record: InstanceRecord, now: float) -> InstanceView:
     )
 
 
-def _kill_tree(pid: object, *, only_if_ours: bool = False) -> None:
-    """SIGKILL a process group we started (``only_if_ours``: only if its environment carries our marker, so a
-    recycled pid of some other program is never touched)."""
-    if not isinstance(pid, int) or pid <= 0:
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is left in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return bool(_group_members(pgid))
+
+
+def _kill_tree(pid: object) -> None:
+    """SIGKILL a process group this server started."""
+    if isinstance(pid, int) and pid > 0:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def _kill_leftovers(pgid: object, key: str) -> None:
+    """SIGKILL what is left of the process group an earlier server started for instance ``key``: the members whose
+    environment carries that instance's marker, so a recycled pid of some other program is never touched.
+
+    The members are looked for even when the group's leader is gone: when an image's command is a start script,
+    the script dies with the server (PR_SET_PDEATHSIG) while the application it started lives on in the group,
+    holding the instance's port.
+    """
+    if not isinstance(pgid, int) or pgid <= 0:
         return
-    if only_if_ours:
+    try:
+        os.killpg(pgid, 0)  # cheap: is anything left in that group at all (the usual answer is no)?
+    except (ProcessLookupError, PermissionError):
+        return
+    wanted = f"{MARKER}={key}".encode()
+    for member in _group_members(pgid):
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            environ = Path(f"/proc/{member}/environ").read_bytes().split(b"\0")
         except OSError:
-            return
-        if f"{MARKER}=".encode() not in environ:
-            return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+            continue
+        if wanted in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, signal.SIGKILL)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids of the live processes in process group ``pgid`` (from ``/proc``; empty where there is none)."""
+    members = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[-1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                members.append(int(entry.name))
+    return members

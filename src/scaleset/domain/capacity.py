@@ -58,9 +58,9 @@ def plan_capacity(
     active = rollout if rollout is not None and rollout.active else None
     surge = set(active.surge_pairs) if active is not None else set()
     in_flight = set(active.batch) | set(active.surge_pairs.values()) if active is not None else set()
-    population = [
-        v for v in views if v.provisioning is not ProvisioningState.DELETING and v.instance_id not in surge | deleting
-    ]
+    left_out = surge | deleting
+    being_deleted = ProvisioningState.DELETING
+    population = [v for v in views if v.provisioning is not being_deleted and v.instance_id not in left_out]
     plan = CapacityPlan()
     if len(population) < capacity:
         places = place_new(

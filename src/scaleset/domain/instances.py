@@ -21,7 +21,10 @@ class ProvisioningState(StrEnum):
 
     @property
     def busy(self) -> bool:
-        return self in (ProvisioningState.CREATING, ProvisioningState.UPDATING, ProvisioningState.DELETING)
+        return self in _BUSY
+
+
+_BUSY = (ProvisioningState.CREATING, ProvisioningState.UPDATING, ProvisioningState.DELETING)
 
 
 class PowerState(StrEnum):
@@ -73,14 +76,14 @@ class InstanceView:
 
     @property
     def busy(self) -> bool:
-        return self.provisioning.busy
+        return self.provisioning in _BUSY
 
     @property
     def is_healthy(self) -> bool:
         """Serving: provisioned, running, and healthy by its health source (or running, with no source)."""
-        if self.provisioning is not ProvisioningState.SUCCEEDED or self.power is not PowerState.RUNNING:
+        if self.provisioning is not _SUCCEEDED or self.power is not _RUNNING:
             return False
-        return self.health is None or self.health is HealthState.HEALTHY
+        return self.health is None or self.health is _HEALTHY
 
     @property
     def is_unhealthy(self) -> bool:
@@ -88,13 +91,19 @@ class InstanceView:
 
         An instance still Initializing, or busy with an action, is neither healthy nor unhealthy.
         """
-        if self.provisioning is ProvisioningState.FAILED:
+        if self.provisioning is _FAILED:
             return True
-        if self.busy:
+        if self.provisioning in _BUSY:
             return False
-        if self.power is not PowerState.RUNNING:
+        if self.power is not _RUNNING:
             return True
-        return self.health in (HealthState.UNHEALTHY, HealthState.UNKNOWN)
+        return self.health in _UNHEALTHY
+
+
+# Planners ask the properties above of every instance in every pass: the enum members they compare with are module
+# constants, since looking a member up on its class costs more than the comparison.
+_SUCCEEDED, _FAILED, _RUNNING = ProvisioningState.SUCCEEDED, ProvisioningState.FAILED, PowerState.RUNNING
+_HEALTHY, _UNHEALTHY = HealthState.HEALTHY, (HealthState.UNHEALTHY, HealthState.UNKNOWN)
 
 
 def computer_name(prefix: str, instance_id: int) -> str:

@@ -6,7 +6,7 @@ per-record validation cost. Rollouts and operations are pydantic models (a handf
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -71,11 +71,16 @@ class ScaleSetRecord:
     provisioning_state: str = "Succeeded"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow, as InstanceRecord.to_dict: every pass persists the record, and a deep copy of ``body`` was most
+        # of a pass's cost. The store serialises the result at once.
+        return {name: getattr(self, name) for name in _SET_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ScaleSetRecord:
         return cls(**data)
+
+
+_SET_FIELDS = tuple(f.name for f in fields(ScaleSetRecord))
 
 
 class OperationStatus(StrEnum):

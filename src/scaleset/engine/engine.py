@@ -108,9 +108,10 @@ class Engine:
         """Every live instance at ``now``; instances whose delete finished are dropped from the state."""
         views: list[InstanceView] = []
         catalogue = self.catalogue()
-        for instance_id in sorted(state.instances):
-            record = state.instances[instance_id]
-            cached = state.views.get(instance_id)
+        instances, cache = state.instances, state.views  # every pass runs this loop over every instance
+        for instance_id in sorted(instances):
+            record = instances[instance_id]
+            cached = cache.get(instance_id)
             if (
                 cached is not None
                 and cached.generation == record.generation

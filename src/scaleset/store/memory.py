@@ -230,6 +230,18 @@ class MemoryStore:
         with self._lock:
             self._t.documents.pop((kind, key), None)
 
+    def copy(self) -> MemoryStore:
+        """An independent store holding what this one holds now: many runs can start from one snapshot (what-if).
+
+        Cheap: records are immutable JSON text, so the copy is one pointer per record.
+        """
+        with self._lock:
+            if self._depth:
+                raise StoreError("cannot copy the store inside a transaction")
+            twin = MemoryStore()
+            twin._tables = self._t.copy()
+            return twin
+
     def close(self) -> None:
         with self._lock:
             if self._depth:
