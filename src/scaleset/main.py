@@ -13,7 +13,7 @@ from typing import cast
 from scaleset import __version__
 from scaleset import cli as client
 from scaleset.api import serve
-from scaleset.safety import audit_cli, whatif_cli
+from scaleset.safety import audit_cli, evidence_cli, whatif_cli
 from scaleset.safety import cli as safety_cli
 from scaleset.sim import cli as sim_cli
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_parsers(sub)
     audit_cli.add_parser(sub)
     whatif_cli.add_parser(sub)
+    evidence_cli.add_parser(sub)
     return parser
 
 
