@@ -191,7 +191,9 @@ def rollout_status(latest: dict[str, Any] | None) -> dict[str, Any] | None:
     return {
         "code": running.get("code"),
         "startTime": _text(running.get("startTime")),
-        "endTime": _text(running.get("lastActionTime")) if running.get("code") != "RollingForward" else None,
+        # The status document has no end time (lastActionTime is when the last Start or Cancel was asked); the
+        # activity log's outcome event fills it in when there is one.
+        "endTime": None,
         "lastAction": running.get("lastAction"),
         "progress": props.get("progress"),
         "error": {"code": error.get("code"), "message": error.get("message")} if isinstance(error, dict) else None,
@@ -350,6 +352,8 @@ def build(
             capacity = int(started.get("instances") or capacity)
             batches, rollback, outcome, series, faults = derive(mine, capacity, max_surge=max_surge)
     status = rollout_status(latest)
+    if status is not None and outcome is not None and status.get("code") != "RollingForward":
+        status["endTime"] = outcome.get("time")
     if status is None:
         notes.append("rollingUpgrades/latest: no rolling upgrade has run on this scale set.")
     elif status.get("code") == "RollingForward":
