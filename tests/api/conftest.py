@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,9 +213,18 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, *, time_scale: float = TIME_SCALE, port: int | None = None
+    data_dir: Path,
+    *,
+    time_scale: float = TIME_SCALE,
+    port: int | None = None,
+    backend: str = "simulated",
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[bytes], Server]:
+    """``scaleset serve`` as a real process on a free loopback port (or ``port``), logging to ``serve.log``, once it
+    listens. Every live-server fixture of the suite starts its server here."""
     port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    scale = ["--time-scale", str(time_scale)] if backend == "simulated" else []
     with (data_dir / "serve.log").open("ab") as log:
         process = subprocess.Popen(
             [
@@ -224,15 +233,15 @@ def start_server(
                 "scaleset.main",
                 "serve",
                 "--backend",
-                "simulated",
+                backend,
                 "--port",
                 str(port),
                 "--data-dir",
                 str(data_dir),
-                "--time-scale",
-                str(time_scale),
+                *scale,
                 "--retry-after-ms",
                 "50",
+                *extra,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -7,12 +7,8 @@ The server is a real process on a free loopback port with real TLS, as in ``test
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +16,7 @@ from typing import Any
 
 import jmespath
 import pytest
+from tests.api.conftest import start_server
 
 from scaleset.main import main
 
@@ -49,52 +46,12 @@ class Result:
 Run = Callable[..., Result]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir = tmp_path_factory.mktemp("cli-serve")
-    port = _free_port()
-    log = data_dir / "serve.log"
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scaleset.main",
-                "serve",
-                "--backend",
-                "simulated",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--time-scale",
-                str(TIME_SCALE),
-                "--retry-after-ms",
-                "50",
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    process, server = start_server(data_dir, time_scale=TIME_SCALE)
     try:
-        deadline = time.monotonic() + 30
-        while True:  # a real process on a real socket: waiting for it to listen is part of the test
-            if process.poll() is not None:
-                raise RuntimeError(f"scaleset serve exited: {log.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("scaleset serve did not listen within 30 s") from None
-                time.sleep(0.05)
-        yield LiveServer(f"https://127.0.0.1:{port}", data_dir)
+        yield LiveServer(server.base, data_dir)
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import requests
-from tests.api.conftest import Server, free_port
+from tests.api.conftest import Server, start_server
 
 API = "2024-11-01"
 HEALTH_WAIT = "PT8S"
@@ -60,50 +60,12 @@ def start_process_server(
     data_dir: Path, *, port: int | None = None, extra: tuple[str, ...] = ()
 ) -> tuple[subprocess.Popen[bytes], Server]:
     """``scaleset serve --backend process`` on a free loopback port (or ``port``), logging to ``serve.log``."""
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "serve.log").open("ab") as sink:
-        process = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "scaleset.main",
-                "serve",
-                "--backend",
-                "process",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-                "--health-wait",
-                HEALTH_WAIT,
-                "--drain-seconds",
-                str(DRAIN_SECONDS),
-                "--retry-after-ms",
-                "100",
-                *extra,
-            ],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:  # a real process on a real socket: waiting for it to listen is part of the test
-            if process.poll() is not None:
-                raise RuntimeError(f"scaleset serve exited {process.returncode}: {server_log(data_dir)}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("scaleset serve did not listen within 30 s") from None
-                time.sleep(0.05)
-    except BaseException:
-        kill(process)
-        raise
-    secret = (data_dir / "client-secret").read_text().strip()
-    return process, Server(f"https://127.0.0.1:{port}", port, data_dir, data_dir / "tls" / "ca.pem", secret)
+    return start_server(
+        data_dir,
+        port=port,
+        backend="process",
+        extra=("--health-wait", HEALTH_WAIT, "--drain-seconds", str(DRAIN_SECONDS), *extra),
+    )
 
 
 def server_log(data_dir: Path) -> str:
