@@ -151,17 +151,22 @@ class Session:
         if not self.target.local:
             raise UsageError("fault injection exists only on the local emulator; drop --cloud azure")
         request = HttpRequest(method, path, json=body) if body is not None else HttpRequest(method, path)
-        response = self.compute.send_request(request)
-        text = response.text()
-        try:
-            data: Any = json.loads(text) if text else None
-        except ValueError:
-            data = None
-        if response.status_code >= 400:
-            error = data.get("error") if isinstance(data, dict) else None
-            if isinstance(error, dict):
-                code, message = str(error.get("code")), str(error.get("message"))
-            else:
-                code, message = f"HTTP{response.status_code}", text.strip() or (response.reason or "")
-            raise CliError(code, message, exit_code=3 if response.status_code == 404 else 1)
-        return data
+        return admin_answer(self.compute.send_request(request))
+
+
+def admin_answer(response: Any) -> Any:
+    """The JSON of an answer from the emulator's own routes; an error answer raises :class:`CliError` with the ARM
+    envelope's code and message (exit 3 for 404, 1 otherwise)."""
+    text = response.text()
+    try:
+        data: Any = json.loads(text) if text else None
+    except ValueError:
+        data = None
+    if response.status_code >= 400:
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            code, message = str(error.get("code")), str(error.get("message"))
+        else:
+            code, message = f"HTTP{response.status_code}", text.strip() or (response.reason or "")
+        raise CliError(code, message, exit_code=3 if response.status_code == 404 else 1)
+    return data

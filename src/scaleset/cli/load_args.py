@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from scaleset import __version__
 from scaleset.cli.errors import EXIT_USAGE, CliError, UsageError
+from scaleset.cli.parsing import non_negative_int
 
 MAX_RPS = 5000.0
 MAX_DURATION = 3600.0
@@ -79,14 +80,7 @@ def connections(text: str) -> int:
     return value
 
 
-def failures_allowed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+failures_allowed = non_negative_int  # --max-failures: a whole number, 0 or more
 
 
 def planned_requests(rps: float, seconds: float) -> int:

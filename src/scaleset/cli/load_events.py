@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -16,8 +15,8 @@ from urllib.parse import quote, urlencode
 
 from azure.core.rest import HttpRequest
 
-from scaleset.cli.connect import Session
-from scaleset.cli.errors import EXIT_FAILED, CliError, describe
+from scaleset.cli.connect import Session, admin_answer
+from scaleset.cli.errors import CliError, describe
 from scaleset.cli.load_http import LoadRunner
 from scaleset.cli.load_stats import Recorder
 from scaleset.cli.load_timeline import Timeline
@@ -44,19 +43,7 @@ def server_get(session: Session, path: str) -> Any:
         read_timeout=SERVER_TIMEOUT,
         retry_total=1,
     )
-    text = response.text()
-    try:
-        data: Any = json.loads(text) if text else None
-    except ValueError:
-        data = None
-    if response.status_code >= 400:
-        error = data.get("error") if isinstance(data, dict) else None
-        if isinstance(error, dict):
-            code, message = str(error.get("code")), str(error.get("message"))
-        else:
-            code, message = f"HTTP{response.status_code}", text.strip() or (response.reason or "")
-        raise CliError(code, message, exit_code=3 if response.status_code == 404 else EXIT_FAILED)
-    return data
+    return admin_answer(response)
 
 
 def parse_time(text: str) -> float:

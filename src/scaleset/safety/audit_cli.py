@@ -25,7 +25,7 @@ from scaleset.safety.audit import (
     to_json,
     to_sarif,
 )
-from scaleset.safety.inputs import InputError, is_live, load, split_source
+from scaleset.safety.inputs import InputError, is_live, load_from_args, split_source
 
 DESCRIPTION = """Check scale sets for upgrade-policy risks and misconfigurations, with the numbers of each set.
 
@@ -98,16 +98,7 @@ def run(args: argparse.Namespace) -> int:
     targets: list[Target] = []
     for source in sources:
         try:
-            found = load(
-                source,
-                resource_group=args.resource_group,
-                name=args.name,
-                cloud=args.cloud,
-                endpoint=args.endpoint,
-                data_dir=args.data_dir,
-                subscription=args.subscription,
-                parameters=args.parameters,
-            )
+            found = load_from_args(source, args)
         except InputError as error:
             return _fail(str(error))
         path = None if is_live(source) else split_source(source.strip())[0]

@@ -17,7 +17,7 @@ from rich.console import Console
 from scaleset.cli.registry import SubParsers
 from scaleset.safety import compare as comparing
 from scaleset.safety import drift as drifting
-from scaleset.safety.inputs import InputError, ScaleSetInput, is_live, load, load_one
+from scaleset.safety.inputs import InputError, ScaleSetInput, is_live, load, load_from_args, load_one
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
@@ -134,15 +134,7 @@ def run_drift(args: argparse.Namespace) -> int:
     def body() -> int:
         if not (args.resource_group and args.name):
             raise InputError("drift needs the live scale set: -g GROUP -n NAME")
-        live = load(
-            "live",
-            resource_group=args.resource_group,
-            name=args.name,
-            cloud=args.cloud,
-            endpoint=args.endpoint,
-            data_dir=args.data_dir,
-            subscription=args.subscription,
-        )[0]
+        live = load_from_args("live", args)[0]
         against = None
         if args.against:
             found = load(

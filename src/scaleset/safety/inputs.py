@@ -175,9 +175,28 @@ def load(
     return found
 
 
+def load_from_args(source: str, args: Any) -> list[ScaleSetInput]:
+    """:func:`load` with the options every safety command shares (``-g``, ``-n``, ``--cloud``, ``--endpoint``,
+    ``--data-dir``, ``--subscription``, ``--parameters``), read from parsed arguments."""
+    return load(
+        source,
+        resource_group=args.resource_group,
+        name=args.name,
+        cloud=args.cloud,
+        endpoint=args.endpoint,
+        data_dir=args.data_dir,
+        subscription=args.subscription,
+        parameters=getattr(args, "parameters", None),
+    )
+
+
 def load_one(source: str, **options: Any) -> ScaleSetInput:
     """The single scale set ``source`` holds; several is an error that lists them (pick one with ``?name=``)."""
-    found = load(source, **options)
+    return single(load(source, **options), source)
+
+
+def single(found: list[ScaleSetInput], source: str) -> ScaleSetInput:
+    """The one scale set of ``found``; several is an error that lists them (pick one with ``?name=``)."""
     if len(found) > 1:
         names = ", ".join(s.name for s in found)
         raise InputError(f"{source}: holds {len(found)} scale sets ({names}); pick one with {source}?name=NAME")

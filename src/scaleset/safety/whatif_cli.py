@@ -182,7 +182,7 @@ def add_parser(sub: SubParsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaleset.safety.inputs import InputError, load_one  # noqa: PLC0415 - the loader is its own work item
+    from scaleset.safety.inputs import InputError, load_from_args, single  # noqa: PLC0415 - the loader is its own work item
 
     if args.runs is not None and args.runs < 1:
         return _trouble("--runs must be at least 1")
@@ -193,16 +193,7 @@ def run(args: argparse.Namespace) -> int:
         return _trouble("give a SOURCE (a file, live:GROUP/NAME) or -g GROUP -n NAME for a live scale set")
     try:
         patch = _read_patch(args.patch) if args.patch else None
-        scale_set = load_one(
-            source,
-            resource_group=args.resource_group,
-            name=args.name,
-            cloud=args.cloud,
-            endpoint=args.endpoint,
-            data_dir=args.data_dir,
-            subscription=args.subscription,
-            parameters=args.parameters,
-        )
+        scale_set = single(load_from_args(source, args), source)
         options = Options(
             seed=args.seed,
             boot=args.boot,
