@@ -53,8 +53,11 @@ class Create:
 
 @dataclass(frozen=True, slots=True)
 class Delete:
+    """Remove an instance. ``force`` skips the graceful shutdown (``forceDeletion``)."""
+
     instance_id: int
     reason: str
+    force: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ class InstanceRecord:
     action: str = "create"
     action_started_at: float = 0.0
     action_reason: str = ""
+    force: bool = False  # the current delete skips the graceful shutdown (forceDeletion)
     generation: int = 0
     backend: dict[str, Any] = field(default_factory=dict)
 

@@ -377,6 +377,7 @@ class Engine:
                 record.power_goal = "running"
             elif isinstance(action, Delete):
                 record.action, record.action_reason = base.DELETE, action.reason
+                record.force = action.force
             elif isinstance(action, Power):
                 record.action, record.action_reason = _POWER_ACTIONS[action.action], action.action.value
                 if action.action in (PowerAction.START, PowerAction.RESTART):
