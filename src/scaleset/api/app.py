@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from scaleset.api import admin, arm, events, identity, images, openapi
+from scaleset.api import admin, arm, events, identity, images, openapi, upgrades
 from scaleset.api.http import ApiError, error_response, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.domain.errors import DomainError
@@ -88,6 +88,10 @@ ROUTES: list[Route] = [
     _route(VMSS + r"/skus", "arm", get=arm.scale_set_skus),
     _route(VMSS + r"/rollingUpgrades/cancel", "arm", post=arm.cancel_rolling),
     _route(VMSS + r"/rollingUpgrades/latest", "arm", get=arm.latest_rolling),
+    _route(VMSS + r"/osRollingUpgrade", "arm", post=upgrades.start_os_upgrade),
+    _route(VMSS + r"/osUpgradeHistory", "arm", get=upgrades.os_upgrade_history),
+    _route(VMSS + r"/approveRollingUpgrade", "arm", post=upgrades.approve_rolling_upgrade),
+    _route(VMSS + r"/setOrchestrationServiceState", "arm", post=upgrades.set_orchestration_service_state),
     _route(
         VMSS + r"/(?P<action>manualupgrade|reimage|reimageall|restart|start|poweroff|deallocate|delete)",
         "arm",
@@ -96,6 +100,7 @@ ROUTES: list[Route] = [
     _route(VMSS + r"/virtualMachines", "arm", get=arm.list_vms),
     _route(VM, "arm", get=arm.get_vm, put=arm.put_vm, delete=arm.delete_vm),
     _route(VM + r"/instanceView", "arm", get=arm.vm_instance_view),
+    _route(VM + r"/approveRollingUpgrade", "arm", post=upgrades.approve_vm_rolling_upgrade),
     _route(VM + r"/(?P<action>reimage|reimageall|restart|start|poweroff|deallocate)", "arm", post=arm.vm_action),
     _route(OPS + r"/virtualMachineScaleSets", "arm", get=arm.list_scale_sets),
     _route(OPS + r"/operations/(?P<op_id>[^/]+)", "arm", get=arm.operation_status),

@@ -406,7 +406,7 @@ async def latest_rolling(request: Request, runtime: Runtime, subscription: str, 
 # ---------------------------------------------------------------------- VMs
 
 
-def _vm_state(runtime: Runtime, subscription: str, group: str, name: str, instance: str) -> tuple[ScaleSetState, int]:
+def vm_state(runtime: Runtime, subscription: str, group: str, name: str, instance: str) -> tuple[ScaleSetState, int]:
     state = scale_set_state(runtime, subscription, group, name)
     try:  # ASCII digits only ('²' is a digit to str.isdigit), and not more than int() converts
         instance_id = int(instance) if instance.isascii() and instance.isdigit() else -1
@@ -485,14 +485,14 @@ async def list_vms(request: Request, runtime: Runtime, subscription: str, group:
 async def get_vm(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str
 ) -> Response:
-    state, instance_id = _vm_state(runtime, subscription, group, name, instance)
+    state, instance_id = vm_state(runtime, subscription, group, name, instance)
     return json_response(request, _render_vm(runtime, state, instance_id, expand=_expand(request)))
 
 
 async def vm_instance_view(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str
 ) -> Response:
-    state, instance_id = _vm_state(runtime, subscription, group, name, instance)
+    state, instance_id = vm_state(runtime, subscription, group, name, instance)
     body = _render_vm(runtime, state, instance_id, expand=True)
     return json_response(request, body["properties"]["instanceView"])
 
@@ -501,7 +501,7 @@ async def put_vm(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str
 ) -> Response:
     """VM PUT: the only writable part this emulator takes is ``protectionPolicy``."""
-    state, instance_id = _vm_state(runtime, subscription, group, name, instance)
+    state, instance_id = vm_state(runtime, subscription, group, name, instance)
     body = await json_body(request, required=True) or {}
     properties = body.get("properties") or {}
     if not isinstance(properties, dict):
@@ -530,7 +530,7 @@ async def put_vm(
 async def delete_vm(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str
 ) -> Response:
-    state, instance_id = _vm_state(runtime, subscription, group, name, instance)
+    state, instance_id = vm_state(runtime, subscription, group, name, instance)
     op = runtime.services.delete_instances(subscription, group, name, [str(instance_id)])
     return json_response(
         request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
@@ -542,7 +542,7 @@ async def vm_action(
 ) -> Response:
     """Per-VM actions are user operations on the instance: protection from scale-set actions does not apply."""
     action = action.lower()  # routes match case-insensitively: the SDK sends 'powerOff', the spec 'poweroff'
-    state, instance_id = _vm_state(runtime, subscription, group, name, instance)
+    state, instance_id = vm_state(runtime, subscription, group, name, instance)
     await json_body(request, required=False)
     ids = [str(instance_id)]
     services = runtime.services

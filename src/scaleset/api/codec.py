@@ -16,6 +16,7 @@ from typing import Any
 from scaleset.domain.health import HealthState, health_extension_index
 from scaleset.domain.instances import POWER_DISPLAY, InstanceView, ProvisioningState, computer_name
 from scaleset.domain.records import InstanceRecord, Operation
+from scaleset.domain.repairs import RepairBook, service_state
 from scaleset.domain.resources import VirtualMachineScaleSet
 from scaleset.engine.services import scale_set_id
 from scaleset.engine.state import ScaleSetState
@@ -248,11 +249,10 @@ def scale_set_instance_view(
             else _status("ProvisioningState/deleting", "Info", "Deleting", when)
         ],
     }
-    repairs = state.vmss.properties.automaticRepairsPolicy
-    if repairs is not None:
-        out["orchestrationServices"] = [
-            {"serviceName": "AutomaticRepairs", "serviceState": "Running" if repairs.enabled else "NotRunning"}
-        ]
+    book = RepairBook.model_validate(state.record.repairs) if state.record.repairs else RepairBook()
+    current = service_state(state.vmss.properties.automaticRepairsPolicy, book)
+    if current is not None:
+        out["orchestrationServices"] = [{"serviceName": "AutomaticRepairs", "serviceState": current.value}]
     return out
 
 

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from scaleset.api.http import ApiError, json_response
 from scaleset.domain.catalogue import BUILTIN_IMAGES, ImageVersion, gallery_conflict, image_key
 from scaleset.domain.images import version_key
+from scaleset.engine.services import scale_set_id
 from scaleset.store.base import Store
 
 if TYPE_CHECKING:  # runtime.py imports this module for the catalogue
@@ -183,7 +184,14 @@ async def put_image(
     if conflict is not None:
         raise ApiError(409, "Conflict", f"Image version '{image.urn}' cannot be published: {conflict}.", "gallery")
     created = publish(runtime.store, image)
-    return json_response(request, image_json(image), 201 if created else 200)
+    # A publish is an event the engine sees: scale sets tracking ``latest`` with automatic OS upgrades start one.
+    starting = []
+    for key in runtime.engine.catalogue_changed():
+        state = runtime.engine.state(key)
+        if state is not None:
+            record = state.record
+            starting.append(scale_set_id(record.subscription, record.resource_group, record.name))
+    return json_response(request, {**image_json(image), "automaticOSUpgrades": starting}, 201 if created else 200)
 
 
 async def delete_image(
@@ -196,4 +204,5 @@ async def delete_image(
         )
     if not unpublish(runtime.store, key):
         raise _not_found(publisher, offer, sku, version)
+    runtime.engine.catalogue_changed()
     return json_response(request, None, 204)

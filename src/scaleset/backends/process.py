@@ -163,6 +163,7 @@ class ProcessBackend:
             error_message=inst.error["message"] if inst.error else None,
             protect_from_scale_in=record.protect_from_scale_in,
             protect_from_scale_set_actions=record.protect_from_scale_set_actions,
+            image_version=record.image_version,
         )
 
     def inject_health(self, record: InstanceRecord, answer: Answer, *, now: float) -> None:
@@ -569,6 +570,7 @@ def _unknown(record: InstanceRecord, now: float) -> InstanceView:
         stable_until=now,
         protect_from_scale_in=record.protect_from_scale_in,
         protect_from_scale_set_actions=record.protect_from_scale_set_actions,
+        image_version=record.image_version,
     )
 
 

@@ -312,6 +312,7 @@ def _view(
         error_message=error_message,
         protect_from_scale_in=record.protect_from_scale_in,
         protect_from_scale_set_actions=record.protect_from_scale_set_actions,
+        image_version=record.image_version,
     )
 
 

@@ -73,6 +73,7 @@ class InstanceView:
     error_message: str | None = None
     protect_from_scale_in: bool = False
     protect_from_scale_set_actions: bool = False
+    image_version: str | None = None  # the exact image version the instance runs
 
     @property
     def busy(self) -> bool:

@@ -70,6 +70,11 @@ class ScaleSetRecord:
     active_rollout: str | None = None
     wake_at: float | None = None
     provisioning_state: str = "Succeeded"
+    os_upgrade_requested: str | None = None  # "User" after POST osRollingUpgrade, until the next pass starts it
+    os_upgrade_operation: str | None = None
+    os_upgrade_attempted: str | None = None  # the image version the last platform OS upgrade targeted
+    quiet_since: float = 0.0  # the last scale-set-level change (request or rollout end): repairs' grace counts from it
+    repairs: dict[str, Any] = field(default_factory=dict)  # the automatic-repairs book (domain/repairs.py)
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow, as InstanceRecord.to_dict: every pass persists the record, and a deep copy of ``body`` was most

@@ -31,6 +31,7 @@ from scaleset.domain.errors import (
     property_change_not_allowed,
 )
 from scaleset.domain.health import HEALTH_EXTENSION_PUBLISHER, HEALTH_EXTENSION_TYPES, probe_settings
+from scaleset.domain.images import requested_version
 from scaleset.domain.resources import Extension, OrchestrationMode, UpgradeMode, VirtualMachineScaleSet
 
 UPGRADE_POLICY = "properties.upgradePolicy"
@@ -51,6 +52,13 @@ REPAIRS_NEED_HEALTH = (
     "Automatic repairs is not supported for this Virtual Machine Scale Set because a health probe or "
     "health extension was not provided."
 )
+AUTO_OS_UPGRADE_NEEDS_LATEST = (
+    "Automatic OS Upgrade is not supported for this Virtual Machine Scale Set because the image reference does "
+    "not track the latest version: set imageReference.version to 'latest', or use an Azure Compute Gallery image "
+    "id without a version."
+)
+ORCHESTRATION_SERVICES = ("AutomaticRepairs",)
+ORCHESTRATION_ACTIONS = ("Suspend", "Resume")
 INSTANCE_ID_NOT_A_NUMBER = "Virtual Machine Scale Set VM instanceId must be a number"
 
 HEALTH_PROTOCOLS = ("http", "https", "tcp")
@@ -172,6 +180,36 @@ def validate_scale_set(
     _check_data_disks(new)
     _check_extensions(new)
     _check_health_requirements(new)
+    _check_automatic_os_upgrade(new)
+
+
+def _check_automatic_os_upgrade(new: VirtualMachineScaleSet) -> None:
+    """Automatic OS upgrades need an image that can move: ``latest``, or a gallery image id with no version."""
+    if not new.properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade:
+        return
+    image = new.image
+    version = requested_version(image)
+    if image is not None and (version is None or version.lower() != "latest"):
+        raise _bad_request(f"{PROFILE}.storageProfile.imageReference.version", AUTO_OS_UPGRADE_NEEDS_LATEST)
+
+
+def validate_orchestration_request(body: object) -> tuple[str, str]:
+    """The body of ``setOrchestrationServiceState``: ``serviceName`` and ``action``, both required (§5.3).
+
+    Returns the canonical spellings; any case is accepted, as for other enums.
+    """
+    if not isinstance(body, dict):
+        raise expected_object(None, body)
+    found: list[str] = []
+    for field_name, allowed in (("serviceName", ORCHESTRATION_SERVICES), ("action", ORCHESTRATION_ACTIONS)):
+        value = body.get(field_name)
+        if value is None:
+            raise _missing(field_name)
+        canonical = next((a for a in allowed if isinstance(value, str) and a.lower() == value.lower()), None)
+        if canonical is None:
+            raise _not_one_of(field_name, value, allowed)
+        found.append(canonical)
+    return found[0], found[1]
 
 
 def _lookup(vmss: VirtualMachineScaleSet, path: str) -> object:

@@ -8,6 +8,7 @@ wake-up. Nothing that matters lives only in memory: a new engine over the same s
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -20,10 +21,12 @@ from scaleset.domain.capacity import plan_capacity
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
+from scaleset.domain.repairs import RepairBook, RepairPass, plan_repairs
 from scaleset.domain.resources import UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
+from scaleset.domain.upgrade.os_upgrade import PLATFORM, platform_upgrade_due, start_os_rollout
 from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling, start_rollout
-from scaleset.domain.upgrade.status import Phase, RollingStatusCode
+from scaleset.domain.upgrade.status import OS_UPGRADE, Phase, RollingStatusCode, Rollout
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
 from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
@@ -215,47 +218,23 @@ class Engine:
             self._pass_deleting(state, views, now)
             return
 
-        # 1. rolling upgrade
+        # 1. rolling upgrade: a model change's, or an OS image upgrade (user- or platform-started)
         rollout = state.rollout if state.rollout is not None and state.rollout.active else None
-        if rollout is None and record.rollout_requested:
-            record.rollout_requested = False
-            state.record_dirty = True
-            if vmss.upgrade_mode is UpgradeMode.ROLLING and self._has_stale_work(views, target_version):
-                rollout = start_rollout(
-                    self.new_id(),
-                    set_id,
-                    policy=vmss.rolling_policy,
-                    target_version=target_version,
-                    now=now,
-                    operation_id=next((op.operation_id for op in state.operations.values() if op.pending), None),
-                )
-                record.active_rollout = rollout.rollout_id
-                self._emit(
-                    state,
-                    now,
-                    Event(
-                        "rolloutStarted",
-                        {
-                            "targetModelVersion": target_version,
-                            "policy": rollout.policy,
-                            "instances": len(views),
-                        },
-                    ),
-                    rollout_id=rollout.rollout_id,
-                )
-                for op in state.operations.values():
-                    if op.pending:
-                        op.rollout_id = rollout.rollout_id
+        if rollout is None:
+            rollout = self._start_rollout(state, views, now)
         actions: list[Action] = []
         if rollout is not None:
+            model = state.model(self.store, target_version, self.catalogue())
             step = plan_rolling(
                 rollout,
                 instances=views,
                 target=Target(
                     target_version,
                     record.next_instance_id,
-                    state.model(self.store, target_version, self.catalogue()).probe,
+                    model.probe,
                     self.health_wait,
+                    image_version=rollout.target_image_version if rollout.kind == OS_UPGRADE else None,
+                    same_model_only=vmss.upgrade_mode is UpgradeMode.MANUAL,
                 ),
                 now=now,
             )
@@ -268,6 +247,7 @@ class Engine:
                 waits.append(step.wake_at)
             if not step.rollout.active:
                 record.active_rollout = None
+                record.quiet_since = now  # repairs wait a grace period after a rollout, too
                 state.record_dirty = True
 
         # 2. automatic mode
@@ -278,7 +258,21 @@ class Engine:
             for event in plan.events:
                 self._emit(state, now, event)
 
-        # 3. capacity
+        # 3. automatic repairs (held while a rolling upgrade runs); applied at once, so capacity sees them
+        repairs = self._plan_repairs(state, views, actions, now)
+        if repairs is not None:
+            for action in repairs.actions:
+                self.apply(state, action, now)
+            for event in repairs.events:
+                self._emit(state, now, event)
+            if repairs.actions:
+                views = self.observe(state, now)
+            if repairs.wake_at is not None:
+                waits.append(repairs.wake_at)
+            elif any(v.stable_until is not None and v.stable_until <= now for v in views):
+                waits.append(now + POLL_SECONDS)  # a backend that cannot predict health: look again soon
+
+        # 4. capacity
         sizing = plan_capacity(
             views,
             capacity=vmss.capacity,
@@ -313,6 +307,126 @@ class Engine:
 
     def _has_stale_work(self, views: Sequence[InstanceView], version: int) -> bool:
         return any(v.model_version != version and not v.protect_from_scale_set_actions for v in views)
+
+    def _start_rollout(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> Rollout | None:
+        """Start the rolling upgrade this pass owes: a model change's first, then a requested or due OS upgrade."""
+        record, vmss = state.record, state.vmss
+        target_version = record.model_version
+        pending_op = next((op.operation_id for op in state.operations.values() if op.pending), None)
+        rollout: Rollout | None = None
+        if record.rollout_requested:
+            record.rollout_requested = False
+            state.record_dirty = True
+            if vmss.upgrade_mode is UpgradeMode.ROLLING and self._has_stale_work(views, target_version):
+                rollout = start_rollout(
+                    self.new_id(),
+                    state.set_id,
+                    policy=vmss.rolling_policy,
+                    target_version=target_version,
+                    now=now,
+                    operation_id=pending_op,
+                )
+                facts: dict[str, Any] = {"targetModelVersion": target_version}
+        if rollout is None:
+            latest = state.model(self.store, target_version, self.catalogue()).image_version
+            started_by: str | None = None
+            operation_id: str | None = None
+            if record.os_upgrade_requested is not None:
+                started_by, operation_id = record.os_upgrade_requested, record.os_upgrade_operation
+                record.os_upgrade_requested = record.os_upgrade_operation = None
+                state.record_dirty = True
+            elif platform_upgrade_due(
+                vmss, views, latest=latest, attempted=record.os_upgrade_attempted, model_version=target_version
+            ):
+                started_by = PLATFORM
+            if started_by is None or latest is None:
+                return None
+            if started_by == PLATFORM:
+                record.os_upgrade_attempted = latest
+                state.record_dirty = True
+            rollout = start_os_rollout(
+                self.new_id(),
+                state.set_id,
+                vmss,
+                target_version=target_version,
+                image_version=latest,
+                started_by=started_by,
+                now=now,
+                operation_id=operation_id,
+            )
+            facts = {
+                "rolloutKind": OS_UPGRADE,
+                "startedBy": started_by,
+                "targetModelVersion": target_version,
+                "targetImageVersion": latest,
+            }
+        record.active_rollout = rollout.rollout_id
+        state.rollout = rollout
+        state.rollout_dirty = True
+        self._emit(
+            state,
+            now,
+            Event("rolloutStarted", {**facts, "policy": rollout.policy, "instances": len(views)}),
+            rollout_id=rollout.rollout_id,
+        )
+        for op in state.operations.values():
+            if op.pending and (rollout.kind != OS_UPGRADE or op.operation_id == rollout.operation_id):
+                op.rollout_id = rollout.rollout_id
+        return rollout
+
+    def _plan_repairs(
+        self, state: ScaleSetState, views: Sequence[InstanceView], planned: Sequence[Action], now: float
+    ) -> RepairPass | None:
+        record, vmss = state.record, state.vmss
+        policy = vmss.properties.automaticRepairsPolicy
+        if (policy is None or not policy.enabled) and not record.repairs:
+            return None
+        book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
+        probe = state.model(self.store, record.model_version, self.catalogue()).probe
+        created = [a.instance_id for a in planned if isinstance(a, Create)]
+        rollout = state.rollout
+        result = plan_repairs(
+            views,
+            policy=policy,
+            book=book,
+            now=now,
+            quiet_since=record.quiet_since,
+            rich=probe is not None and probe.rich,
+            held=rollout is not None and rollout.active,
+            next_instance_id=max([record.next_instance_id, *(i + 1 for i in created)]),
+            model_version=record.model_version,
+        )
+        dumped = result.book.model_dump(mode="json")
+        if dumped != record.repairs:
+            record.repairs = dumped
+            state.record_dirty = True
+        return result
+
+    def mark_set_change(self, state: ScaleSetState) -> None:
+        """A PUT/PATCH/POST changed the scale set: automatic repairs wait a grace period from now."""
+        state.record.quiet_since = self.clock.now()
+        state.record_dirty = True
+
+    def catalogue_changed(self) -> list[str]:
+        """An image version was published or removed: wake every scale set; return the ids of those that will
+        start an automatic OS upgrade because of it."""
+        starting: list[str] = []
+        now = self.clock.now()
+        for state in self.states():
+            if state.record.provisioning_state == "Deleting":
+                continue
+            latest = state.model(self.store, state.record.model_version, self.catalogue()).image_version
+            busy = state.rollout is not None and state.rollout.active
+            if not busy and platform_upgrade_due(
+                state.vmss,
+                self.observe(state, now),
+                latest=latest,
+                attempted=state.record.os_upgrade_attempted,
+                model_version=state.record.model_version,
+            ):
+                starting.append(state.set_id)
+            self.wake(state.set_id, now)
+        return starting
 
     def _pass_deleting(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> None:
         for view in views:
@@ -364,7 +478,9 @@ class Engine:
             if isinstance(action, Upgrade):
                 model = state.model(self.store, action.to_version, catalogue)
                 if action.reason is UpgradeReason.ROLLBACK:
-                    record.image_version = record.previous_image_version or model.image_version
+                    # The previous image comes back, and the one rolled back from becomes the previous one.
+                    restored = record.previous_image_version or model.image_version
+                    record.previous_image_version, record.image_version = record.image_version, restored
                 else:
                     record.previous_image_version = record.image_version
                     record.image_version = model.image_version
@@ -387,6 +503,9 @@ class Engine:
                 else:
                     record.power_goal = "deallocated"
         model = state.model(self.store, record.model_version, catalogue)
+        if record.image_version is not None and model.image_version != record.image_version:
+            # A model tracking ``latest`` resolves to the newest image; this instance runs (or goes back to) its own.
+            model = dataclasses.replace(model, image_version=record.image_version)
         self.backend.apply(record, set_id=state.set_id, model=model, now=now)
         state.touch(record.instance_id)
 

@@ -17,14 +17,17 @@ from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.merge import merge_patch, merge_put
 from scaleset.domain.records import Operation, ScaleSetRecord
+from scaleset.domain.repairs import RepairBook, set_service_state
 from scaleset.domain.resources import VirtualMachineScaleSet
 from scaleset.domain.upgrade.manual import plan_manual_upgrade, plan_reimage
+from scaleset.domain.upgrade.os_upgrade import USER
 from scaleset.domain.upgrade.rolling import request_cancel
-from scaleset.domain.upgrade.status import Rollout
+from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
 from scaleset.domain.validation import (
     AZURE_CAPACITY_LIMIT,
     parse_scale_set,
     validate_instance_ids,
+    validate_orchestration_request,
     validate_protection_policy,
     validate_scale_set,
 )
@@ -34,6 +37,8 @@ from scaleset.engine.state import ScaleSetState, model_hash
 
 RESOURCE_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
 WRITE_ONLY = (("osProfile", "adminPassword"),)
+HISTORY_LENGTH = 5
+HISTORY_SECONDS = 60 * 86400.0  # "the last five OS upgrade attempts from the past two months"
 
 
 def scale_set_id(subscription: str, resource_group: str, name: str) -> str:
@@ -157,6 +162,7 @@ class Services:
             if vmss.upgrade_mode.value == "Rolling" and not rollout_active:
                 record.rollout_requested = True
             op = engine.start_operation(state, "update")
+            engine.mark_set_change(state)
             engine.emit(
                 state,
                 Event(
@@ -346,6 +352,7 @@ class Services:
         for event in events:
             engine.emit(state, event)
         op = engine.start_operation(state, kind, instance_ids=instance_ids, pending=False)
+        engine.mark_set_change(state)
         engine.persist(state)
         engine.wake(state.set_id, now)
         return op
@@ -367,6 +374,7 @@ class Services:
             ),
         )
         op = engine.start_operation(state, CANCEL_OPERATION, rollout_id=cancelled.rollout_id, pending=False)
+        engine.mark_set_change(state)
         engine.persist(state)
         engine.wake(state.set_id, now)
         return op
@@ -378,6 +386,94 @@ class Services:
                 f"No rolling upgrade has run on Virtual Machine Scale Set '{name}'.", code=errors.NOT_FOUND
             )
         return state.rollout
+
+    def start_os_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
+        """``POST osRollingUpgrade``: roll every instance to the newest image version, no automatic rollback."""
+        state = self._state(subscription, resource_group, name)
+        self._not_deleting(state, "osRollingUpgrade")
+        self._no_rollout(state, "osRollingUpgrade")
+        record = state.record
+        if record.os_upgrade_requested is not None or record.rollout_requested:
+            raise errors.operation_not_allowed(
+                f"Operation 'osRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while another "
+                "rolling upgrade is starting."
+            )
+        engine = self.engine
+        op = engine.start_operation(state, "osRollingUpgrade")
+        record.os_upgrade_requested, record.os_upgrade_operation = USER, op.operation_id
+        engine.mark_set_change(state)
+        engine.emit(state, Event("osUpgradeRequested", {"startedBy": USER}))
+        engine.persist(state)
+        engine.wake(state.set_id)
+        return op
+
+    def os_upgrade_history(self, subscription: str, resource_group: str, name: str) -> list[Rollout]:
+        """The last five OS upgrades of the past 60 days, newest first (reference §5.1)."""
+        state = self._state(subscription, resource_group, name)
+        now = self.engine.clock.now()
+        found = []
+        for rollout_id, data in reversed(self.engine.store.list_rollouts(state.set_id)):
+            if state.rollout is not None and rollout_id == state.rollout.rollout_id:
+                rollout = state.rollout
+            else:
+                rollout = Rollout.model_validate(data)
+            if rollout.kind != OS_UPGRADE or rollout.started_at < now - HISTORY_SECONDS:
+                continue
+            found.append(rollout)
+            if len(found) == HISTORY_LENGTH:
+                break
+        return found
+
+    def approve_rolling_upgrade(
+        self, subscription: str, resource_group: str, name: str, ids: object | None
+    ) -> Operation:
+        """``approveRollingUpgrade``: let deferred instances of the running OS upgrade go ahead (all when no ids)."""
+        state = self._state(subscription, resource_group, name)
+        rollout = state.rollout
+        if rollout is None or not rollout.active or rollout.kind != OS_UPGRADE or not rollout.deferral:
+            raise errors.operation_not_allowed(
+                f"There is no OS rolling upgrade waiting for approval on Virtual Machine Scale Set '{name}'."
+            )
+        chosen = "*" if ids is None else self._ids(state, ids)
+        approved = rollout.clone()
+        if chosen == "*":
+            approved.approve_all = True
+        else:
+            approved.approved = sorted(set(approved.approved) | set(chosen))
+        state.rollout = approved
+        state.rollout_dirty = True
+        engine = self.engine
+        engine.emit(
+            state,
+            Event(
+                "rollingUpgradeApproved",
+                {"instanceIds": "*" if chosen == "*" else [str(i) for i in chosen]},
+            ),
+        )
+        op = engine.start_operation(state, "approveRollingUpgrade", pending=False)
+        engine.persist(state)
+        engine.wake(state.set_id)
+        return op
+
+    def set_orchestration_service_state(
+        self, subscription: str, resource_group: str, name: str, body: object
+    ) -> Operation:
+        """``setOrchestrationServiceState``: suspend or resume automatic repairs."""
+        state = self._state(subscription, resource_group, name)
+        self._not_deleting(state, "setOrchestrationServiceState")
+        service, action = validate_orchestration_request(body)
+        record = state.record
+        book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
+        engine = self.engine
+        changed, event = set_service_state(
+            state.vmss.properties.automaticRepairsPolicy, book, action, now=engine.clock.now()
+        )
+        record.repairs = changed.model_dump(mode="json")
+        engine.emit(state, Event(event.kind, {"serviceName": service, **event.data}))
+        op = engine.start_operation(state, "setOrchestrationServiceState", pending=False)
+        engine.persist(state)
+        engine.wake(state.set_id)
+        return op
 
     # ------------------------------------------------------------------ VMs
 

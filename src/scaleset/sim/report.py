@@ -171,8 +171,13 @@ def describe(event: dict[str, Any]) -> str:
             return f"{e['verb']}: {model}{capacity}, mode {e['mode']}"
         case "rolloutStarted":
             p = e["policy"]
+            if e.get("rolloutKind") == "OSUpgrade":
+                who = "platform" if e["startedBy"] == "Platform" else "user-started"
+                what = f"{who} OS upgrade to image {e['targetImageVersion']}"
+            else:
+                what = f"rolling upgrade started to model version {e['targetModelVersion']}"
             return (
-                f"rolling upgrade started to model version {e['targetModelVersion']}: batches of at most "
+                f"{what}: batches of at most "
                 f"{p['maxBatchInstancePercent']}%, unhealthy <= {p['maxUnhealthyInstancePercent']}%, upgraded "
                 f"unhealthy <= {p['maxUnhealthyUpgradedInstancePercent']}%, pause {p['pauseTimeBetweenBatches']}"
                 f"{', maxSurge' if p['maxSurge'] else ''}{', cross-zone' if p['enableCrossZoneUpgrade'] else ''}"
@@ -224,6 +229,22 @@ def describe(event: dict[str, Any]) -> str:
             return f"operation {e['operation']} {e['status']}{error}"
         case "requestRejected":
             return f"request '{e['action']}' refused: ({e['code']}) {e['message']}"
+        case "imagePublished":
+            hidden = " (excluded from latest)" if e.get("excludeFromLatest") else ""
+            starting = e.get("automaticOSUpgrades") or []
+            follow = f"; automatic OS upgrade due on {len(starting)} scale set(s)" if starting else ""
+            return f"image version {e['version']} published{hidden}{follow}"
+        case "osUpgradeRequested":
+            return "osRollingUpgrade requested"
+        case "instanceRollbackStarted":
+            return f"rolling instances {_ids(e['instanceIds'])} back to their previous image"
+        case "instanceRollbackCompleted":
+            return f"instance {e['instanceId']} rollback {e['outcome']}"
+        case "approvalRequested":
+            return f"OS upgrade deferred: instances {_ids(e['instanceIds'])} wait for approveRollingUpgrade"
+        case "rollingUpgradeApproved":
+            ids = e["instanceIds"]
+            return f"approveRollingUpgrade: {'every instance' if ids == '*' else _ids(ids)}"
         case "healthInjected":
             return f"fault injected: instances {_ids(e['instanceIds'])} now answer '{e['answer']}'"
         case _:

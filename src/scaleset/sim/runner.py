@@ -8,6 +8,7 @@ timeline progress and the clock are in the store, so it ends as an uninterrupted
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from scaleset.store import open_store
 from scaleset.store.base import Store
 
 CREATE_KEY = "timeline:create"
+PUBLISHED_KEY = "published_images"
 TIMELINE_PREFIX = "timeline:"
 
 
@@ -44,7 +46,7 @@ class ScenarioRun:
             store=self.store,
             backend=SimulatedBackend(simulation),
             clock=clock,
-            catalogue=lambda _image: list(simulation.images),
+            catalogue=lambda _image: self._catalogue(),
             id_namespace=f"scenario-seed-{self.seed}",
         )
         self.services = Services(self.engine)
@@ -55,6 +57,12 @@ class ScenarioRun:
         for index, step in enumerate(self.scenario.timeline):
             if index >= max(done, 0):
                 self.engine.request_timeline(f"{TIMELINE_PREFIX}{index:06d}", self.start + step.at)
+
+    def _catalogue(self) -> list[str]:
+        """The scenario's image versions and those its timeline published (kept in the store, so a resumed run
+        sees them), without the ones excluded from ``latest``."""
+        published = json.loads(self.store.get_meta(PUBLISHED_KEY) or "[]")
+        return [*self.scenario.simulation.images, *(p["version"] for p in published if not p["excludeFromLatest"])]
 
     @classmethod
     def open(cls, scenario: Scenario, *, db: str | Path, seed: int | None = None) -> ScenarioRun:
@@ -129,6 +137,24 @@ class ScenarioRun:
             services.cancel_rolling_upgrade(*ids)
         elif step.set_health is not None:
             services.set_health(*ids, _instance_ids(step.set_health.instances), Answer(step.set_health.answer))
+        elif step.publish_image is not None:
+            published = json.loads(self.store.get_meta(PUBLISHED_KEY) or "[]")
+            published.append(step.publish_image.model_dump())
+            self.store.set_meta(PUBLISHED_KEY, json.dumps(published))
+            starting = self.engine.catalogue_changed()
+            state = next(iter(self.engine.states()), None)
+            if state is not None:
+                event = Event("imagePublished", {**step.publish_image.model_dump(), "automaticOSUpgrades": starting})
+                self.engine.emit(state, event)
+                self.engine.persist(state)
+        elif step.kill_instance is not None:
+            services.set_health(*ids, _instance_ids(step.kill_instance), Answer.NONE)
+        elif step.os_upgrade is not None:
+            services.start_os_upgrade(*ids)
+        elif step.approve is not None:
+            services.approve_rolling_upgrade(*ids, None if step.approve == "*" else _instance_ids(step.approve))
+        elif step.orchestration is not None:
+            services.set_orchestration_service_state(*ids, step.orchestration.model_dump())
         elif step.protect is not None:
             for instance in step.protect.instances:
                 services.set_protection(

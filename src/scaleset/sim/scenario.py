@@ -45,6 +45,11 @@ ACTIONS = (
     "power_off",
     "deallocate",
     "start",
+    "publish_image",
+    "kill_instance",
+    "os_upgrade",
+    "approve",
+    "orchestration",
 )
 
 
@@ -72,6 +77,11 @@ class Step(BaseModel):
     cancel: dict[str, Any] | None = None
     set_health: SetHealth | None = None
     protect: Protect | None = None
+    publish_image: PublishImage | None = None
+    kill_instance: list[str | int] | None = None  # the application dies: it stops answering health probes
+    os_upgrade: dict[str, Any] | None = None  # POST osRollingUpgrade
+    approve: list[str | int] | Literal["*"] | None = None  # approveRollingUpgrade ("*": the whole scale set)
+    orchestration: Orchestration | None = None  # setOrchestrationServiceState
 
     @field_validator("at", mode="before")
     @classmethod
@@ -102,6 +112,20 @@ class SetHealth(BaseModel):
     model_config = ConfigDict(extra="forbid")
     instances: list[str | int] | Literal["*"] = "*"
     answer: Literal["healthy", "unhealthy", "invalid", "none"]
+
+
+class PublishImage(BaseModel):
+    """A new image version reaches the catalogue; scale sets tracking ``latest`` may start an OS upgrade."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(min_length=1)
+    excludeFromLatest: bool = False
+
+
+class Orchestration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serviceName: str = "AutomaticRepairs"
+    action: str
 
 
 class Protect(BaseModel):

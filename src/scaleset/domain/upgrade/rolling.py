@@ -51,6 +51,16 @@ class Target:
     next_instance_id: int
     probe: ProbeSettings | None = None
     wait_seconds: float = HEALTH_WAIT_SECONDS
+    image_version: str | None = None  # OS upgrades: the exact image every instance should run
+    same_model_only: bool = False  # OS upgrades in Manual mode: instances on an older model are left to the operator
+
+    def stale(self, view: InstanceView) -> bool:
+        """Whether the rollout has work on ``view``: an older model, or (OS upgrades) another image version."""
+        if self.image_version is None:
+            return view.model_version != self.version
+        if self.same_model_only and view.model_version != self.version:
+            return False
+        return view.image_version != self.image_version
 
     @property
     def health_wait(self) -> float:
@@ -111,6 +121,11 @@ def plan_rolling(rollout: Rollout, *, instances: Sequence[InstanceView], target:
     by_id = {view.instance_id: view for view in instances}
     policy = RollingUpgradePolicy.model_validate(r.policy)
 
+    if r.reverting:
+        _watch_reverting(out, by_id, target, now)
+    if r.phase is Phase.DONE:
+        _update_progress(r, instances, target)
+        return out
     if r.phase is Phase.ROLLING_BACK:
         _watch_rollback(out, by_id, target, now)
         return out
@@ -151,7 +166,7 @@ def _work_set(r: Rollout, instances: Sequence[InstanceView], target: Target) -> 
     return [
         view
         for view in instances
-        if view.model_version != target.version
+        if target.stale(view)
         and not view.protect_from_scale_set_actions
         and view.instance_id not in attempted
         and view.provisioning is not deleting
@@ -200,6 +215,10 @@ def _start_batch(
         _end(out, now, Event("rolloutCompleted", {"batches": r.batch_number, "succeeded": len(r.succeeded)}))
         r.code = RollingStatusCode.COMPLETED
         return
+    if r.deferral:
+        work = _approved_work(out, work)
+        if not work:
+            return
     population = _population(r, instances)
     total = len(population)
     unhealthy = sum(1 for v in population if v.is_unhealthy)
@@ -289,6 +308,19 @@ def _start_batch(
     out.wake_at = now  # look again at once, with the actions applied
 
 
+def _approved_work(out: RollingPass, work: list[InstanceView]) -> list[InstanceView]:
+    """Deferral: the instances approved so far; the others are announced (once) as waiting for approval."""
+    r = out.rollout
+    approved = set(r.approved)
+    ready = [v for v in work if r.approve_all or v.instance_id in approved]
+    waiting = sorted(v.instance_id for v in work if not (r.approve_all or v.instance_id in approved))
+    if waiting != r.awaiting_approval:
+        r.awaiting_approval = waiting
+        if waiting:
+            out.events.append(Event("approvalRequested", {"instanceIds": [str(i) for i in waiting]}))
+    return ready
+
+
 def _judge_batch(out: RollingPass, by_id: dict[int, InstanceView], target: Target, now: float) -> bool:
     """Record members that became healthy or failed; True once every member is decided."""
     r = out.rollout
@@ -333,6 +365,8 @@ def _finish_batch(out: RollingPass, by_id: dict[int, InstanceView], policy: Roll
             out.actions.append(Delete(new_id, reason="surgeInstanceFailed"))
         for new_id in r.batch:
             r.surge_pairs.pop(new_id, None)
+    if r.revert_failed and not policy.maxSurge:
+        _revert(out, [i for i in bad if i in by_id], by_id, now)
     upgraded = len(r.succeeded) + len(r.failed)
     failed_now = set(r.failed) | {i for i in r.succeeded if i in by_id and by_id[i].is_unhealthy}
     threshold = policy.maxUnhealthyUpgradedInstancePercent
@@ -393,6 +427,7 @@ def _fault(
         if policy.rollbackFailedInstancesOnPolicyBreach
         and i in r.previous_versions
         and i in present
+        and i not in r.reverting
         and present[i].provisioning is not ProvisioningState.DELETING
         and not present[i].protect_from_scale_set_actions
     ]
@@ -436,9 +471,73 @@ def _watch_rollback(out: RollingPass, by_id: dict[int, InstanceView], target: Ta
             },
         )
     )
+    healthy = sum(1 for i in r.rolling_back if i in by_id and by_id[i].is_healthy)
+    r.rollback_succeeded += healthy
+    r.rollback_failed += len(r.rolling_back) - healthy
     r.rolled_back.extend(r.rolling_back)
     r.rolling_back = []
     r.phase = Phase.DONE
+
+
+def _revert(out: RollingPass, ids: list[int], by_id: dict[int, InstanceView], now: float) -> None:
+    """Automatic OS-upgrade rollback: each instance that failed its health wait gets its previous image back."""
+    r = out.rollout
+    back = [
+        i
+        for i in ids
+        if i in r.previous_versions
+        and by_id[i].provisioning is not ProvisioningState.DELETING
+        and not by_id[i].protect_from_scale_set_actions
+    ]
+    for instance_id in back:
+        out.actions.append(Upgrade(instance_id, r.previous_versions[instance_id], UpgradeReason.ROLLBACK))
+        r.reverting.append(instance_id)
+        r.revert_started[instance_id] = now
+    if back:
+        out.events.append(Event("instanceRollbackStarted", {"instanceIds": [str(i) for i in back]}))
+        out.wake_at = now
+
+
+def _watch_reverting(out: RollingPass, by_id: dict[int, InstanceView], target: Target, now: float) -> None:
+    """Settle per-instance rollbacks: healthy again counts as rolled back; failed, gone or out of time does not."""
+    r = out.rollout
+    waits: list[float] = []
+    still: list[int] = []
+    for instance_id in r.reverting:
+        view = by_id.get(instance_id)
+        started = r.revert_started.get(instance_id, now)
+        outcome: str | None = None
+        if view is None or view.provisioning is ProvisioningState.FAILED:
+            outcome = "failed"
+        elif view.busy:
+            waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+        elif view.is_healthy:
+            outcome = "succeeded"
+        else:
+            deadline = (view.ready_at if view.ready_at is not None else started) + target.health_wait
+            if now >= deadline:
+                outcome = "failed"
+            else:
+                change = view.stable_until if view.stable_until is not None else deadline
+                waits.append(min(deadline, change if change > now else now + POLL_SECONDS))
+        if outcome is None:
+            still.append(instance_id)
+            continue
+        r.revert_started.pop(instance_id, None)
+        if outcome == "succeeded":
+            r.rollback_succeeded += 1
+        else:
+            r.rollback_failed += 1
+            detail = view.error_message if view is not None and view.error_message else UNREACHABLE_DETAIL
+            r.rollback_error = {
+                "code": "OSUpgradeRollbackFailed",
+                "message": f"Instance {instance_id} did not return to a healthy state after its rollback: {detail}",
+            }
+        out.events.append(Event("instanceRollbackCompleted", {"instanceId": str(instance_id), "outcome": outcome}))
+    r.reverting = still
+    if waits:
+        wake = max(now, min(waits))
+        out.wake_at = wake if out.wake_at is None else min(out.wake_at, wake)
 
 
 def _end(out: RollingPass, now: float, event: Event) -> None:

@@ -32,11 +32,20 @@ class Progress(BaseModel):
     pendingInstanceCount: int = 0
 
 
+OS_UPGRADE = "OSUpgrade"
+MODEL_UPGRADE = "ModelUpgrade"
+
+
 class Rollout(BaseModel):
     """One rolling upgrade, persisted whole after every pass; resuming reads it back and carries on.
 
     Instance ids are the scale set's. With maxSurge, ``batch`` holds the *new* instances and ``surge_pairs`` maps
     each to the old instance it replaces.
+
+    An OS upgrade (``kind`` ``OSUpgrade``) drives instances to ``target_image_version`` rather than to a model
+    version; ``revert_failed`` rolls each instance that fails its health wait back to its previous image at once
+    (automatic OS upgrades, unless ``disableAutomaticRollback``), and ``deferral`` makes every instance wait for
+    ``approveRollingUpgrade`` before it is upgraded.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -68,14 +77,38 @@ class Rollout(BaseModel):
     error: dict[str, str] | None = None
     operation_id: str | None = None
     progress: Progress = Field(default_factory=Progress)
+    started_by: str | None = None  # OS upgrades: "User" or "Platform"
+    target_image: dict[str, Any] | None = None  # OS upgrades: the image reference, with exactVersion
+    target_image_version: str | None = None
+    revert_failed: bool = False
+    reverting: list[int] = Field(default_factory=list)
+    revert_started: dict[int, float] = Field(default_factory=dict)
+    rollback_succeeded: int = 0
+    rollback_failed: int = 0
+    rollback_error: dict[str, str] | None = None
+    deferral: bool = False
+    approve_all: bool = False
+    approved: list[int] = Field(default_factory=list)
+    awaiting_approval: list[int] = Field(default_factory=list)
 
     def clone(self) -> Rollout:
         """A copy that shares nothing mutable with this one (cheaper than a generic deep copy)."""
         copied = self.model_copy()
-        for name in ("batch", "attempted", "succeeded", "failed", "rolling_back", "rolled_back"):
+        for name in (
+            "batch",
+            "attempted",
+            "succeeded",
+            "failed",
+            "rolling_back",
+            "rolled_back",
+            "reverting",
+            "approved",
+            "awaiting_approval",
+        ):
             setattr(copied, name, list(getattr(self, name)))
         copied.surge_pairs = dict(self.surge_pairs)
         copied.previous_versions = dict(self.previous_versions)
+        copied.revert_started = dict(self.revert_started)
         copied.policy = dict(self.policy)
         copied.progress = self.progress.model_copy()
         copied.error = dict(self.error) if self.error is not None else None
@@ -84,7 +117,7 @@ class Rollout(BaseModel):
     @property
     def active(self) -> bool:
         """Still moving instances: rolling forward, finishing a cancelled batch, or rolling back."""
-        return self.phase is not Phase.DONE
+        return self.phase is not Phase.DONE or bool(self.reverting)
 
 
 def status_document(rollout: Rollout, *, location: str, render_time: Any) -> dict[str, Any]:
@@ -109,4 +142,32 @@ def status_document(rollout: Rollout, *, location: str, render_time: Any) -> dic
         "location": location,
         "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
         "properties": properties,
+    }
+
+
+def history_entry(rollout: Rollout, *, location: str, render_time: Any) -> dict[str, Any]:
+    """One ``UpgradeOperationHistoricalStatusInfo`` of ``GET osUpgradeHistory`` (reference §5.1)."""
+    running: dict[str, Any] = {"code": rollout.code.value, "startTime": render_time(rollout.started_at)}
+    if rollout.ended_at is not None and not rollout.active:
+        running["endTime"] = render_time(rollout.ended_at)
+    rollback: dict[str, Any] = {
+        "successfullyRolledbackInstanceCount": rollout.rollback_succeeded,
+        "failedRolledbackInstanceCount": rollout.rollback_failed,
+    }
+    if rollout.rollback_error is not None:
+        rollback["rollbackError"] = dict(rollout.rollback_error)
+    properties: dict[str, Any] = {
+        "runningStatus": running,
+        "progress": rollout.progress.model_dump(),
+        "startedBy": rollout.started_by or "Unknown",
+        "rollbackInfo": rollback,
+    }
+    if rollout.target_image is not None:
+        properties["targetImageReference"] = dict(rollout.target_image)
+    if rollout.error is not None:
+        properties["error"] = dict(rollout.error)
+    return {
+        "properties": properties,
+        "type": "Microsoft.Compute/virtualMachineScaleSets/rollingUpgrades",
+        "location": location,
     }
