@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scaleset.sim.report import build_report
 from tests.scenarios.test_rolling_behaviours import (
     FIXED,
     batches,
@@ -20,6 +19,8 @@ from tests.scenarios.test_rolling_behaviours import (
     scenario,
     simulate,
 )
+
+from scaleset.sim.report import build_report
 
 OLD, NEW, BAD = "1.0.0", "1.1.0", "1.2.0"
 
