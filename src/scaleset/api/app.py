@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from scaleset.api import admin, arm, events, identity, images, openapi, upgrades
+from scaleset.api import admin, arm, events, extensions, identity, images, openapi, upgrades
 from scaleset.api.http import ApiError, error_response, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.domain.errors import DomainError
@@ -66,6 +66,14 @@ ROUTES: list[Route] = [
         put=images.put_image,
         delete=images.delete_image,
     ),
+    _route(r"/_scaleset/extensions", "admin", get=extensions.list_extensions),
+    _route(
+        r"/_scaleset/extensions/(?P<publisher>[^/]+)/(?P<kind>[^/]+)/(?P<version>[^/]+)",
+        "admin",
+        get=extensions.get_extension,
+        put=extensions.put_extension,
+        delete=extensions.delete_extension,
+    ),
     _route(r"/_scaleset/events", "admin", get=events.list_events),
     _route(r"/_scaleset/loadbalancers", "admin", get=admin.load_balancers),
     _route(r"/_scaleset/openapi\.json", "identity", get=openapi.serve),
@@ -90,6 +98,7 @@ ROUTES: list[Route] = [
     _route(VMSS + r"/rollingUpgrades/latest", "arm", get=arm.latest_rolling),
     _route(VMSS + r"/osRollingUpgrade", "arm", post=upgrades.start_os_upgrade),
     _route(VMSS + r"/osUpgradeHistory", "arm", get=upgrades.os_upgrade_history),
+    _route(VMSS + r"/extensionRollingUpgrade", "arm", post=upgrades.start_extension_upgrade),
     _route(VMSS + r"/approveRollingUpgrade", "arm", post=upgrades.approve_rolling_upgrade),
     _route(VMSS + r"/setOrchestrationServiceState", "arm", post=upgrades.set_orchestration_service_state),
     _route(

@@ -197,7 +197,7 @@ def vm_instance_view(
             {
                 "name": ext.name,
                 "type": f"{props.publisher}.{props.type}" if props.publisher else props.type,
-                "typeHandlerVersion": props.typeHandlerVersion,
+                "typeHandlerVersion": record.extension_versions.get(ext.name or "") or props.typeHandlerVersion,
                 "statuses": [provisioning_status(view, when)]
                 if view.provisioning is not ProvisioningState.FAILED
                 else [_status("ProvisioningState/failed", "Error", "Provisioning failed", when, view.error_message)],

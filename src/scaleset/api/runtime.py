@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scaleset.api.auth import Identity
+from scaleset.api.extensions import versions_of
 from scaleset.api.images import catalogue_images
 from scaleset.backends.base import InstanceBackend
 from scaleset.backends.process import ProcessBackend
@@ -178,6 +179,7 @@ class Runtime:
             clock=clock,
             catalogue=lambda ref: versions_for(catalogue_images(self.store), ref),
             health_wait=self.health_wait,
+            extension_catalogue=lambda publisher, kind: versions_of(self.store, publisher, kind),
         )
         self.engine.notify = self.kick
         self.services = Services(self.engine)

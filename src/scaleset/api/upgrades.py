@@ -28,6 +28,16 @@ async def start_os_upgrade(request: Request, runtime: Runtime, subscription: str
     return _accepted(request, runtime, state, op)
 
 
+async def start_extension_upgrade(
+    request: Request, runtime: Runtime, subscription: str, group: str, name: str
+) -> Response:
+    state = scale_set_state(runtime, subscription, group, name)
+    await json_body(request, required=False)
+    op = runtime.services.start_extension_upgrade(subscription, group, name)
+    settle(runtime, subscription, group, name)
+    return _accepted(request, runtime, state, op)
+
+
 async def os_upgrade_history(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
     state = scale_set_state(runtime, subscription, group, name)
     location = state.vmss.location or ""

@@ -15,6 +15,7 @@ class UpgradeReason(StrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
     ROLLBACK = "rollback"
+    EXTENSION = "extension"  # extension versions only: the image stays
 
 
 class PowerAction(StrEnum):

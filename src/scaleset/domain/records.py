@@ -31,6 +31,7 @@ class InstanceRecord:
     action_started_at: float = 0.0
     action_reason: str = ""
     force: bool = False  # the current delete skips the graceful shutdown (forceDeletion)
+    extension_versions: dict[str, str] = field(default_factory=dict)  # extension name -> exact version it runs
     generation: int = 0
     backend: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +74,9 @@ class ScaleSetRecord:
     os_upgrade_requested: str | None = None  # "User" after POST osRollingUpgrade, until the next pass starts it
     os_upgrade_operation: str | None = None
     os_upgrade_attempted: str | None = None  # the image version the last platform OS upgrade targeted
+    extension_upgrade_requested: str | None = None  # "User" after POST extensionRollingUpgrade
+    extension_upgrade_operation: str | None = None
+    extension_upgrade_attempted: dict[str, str] = field(default_factory=dict)  # the last platform extension targets
     quiet_since: float = 0.0  # the last scale-set-level change (request or rollout end): repairs' grace counts from it
     repairs: dict[str, Any] = field(default_factory=dict)  # the automatic-repairs book (domain/repairs.py)
 

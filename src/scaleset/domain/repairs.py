@@ -255,7 +255,7 @@ def plan_repairs(
 
 
 def _trigger(view: InstanceView, *, rich: bool) -> str | None:
-    """ "Unhealthy" or "Unknown" when the instance's health asks for a repair, else None."""
+    """Why the instance's health asks for a repair ("Unhealthy", or "Unknown" under rich health), else None."""
     if view.provisioning is not ProvisioningState.SUCCEEDED or view.power is not PowerState.RUNNING:
         return None
     if view.health is HealthState.UNHEALTHY:
@@ -380,7 +380,7 @@ def _judge(
         waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
         return None
     finished_at = view.ready_at if view.ready_at is not None else view.created_at
-    if finished_at < attempt.started_at:
+    if attempt.deadline is None and finished_at < attempt.started_at:
         return _not_observed(attempt, grace=grace, now=now, waits=waits)
     if attempt.deadline is None:
         attempt.deadline = finished_at + grace

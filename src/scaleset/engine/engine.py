@@ -18,17 +18,19 @@ from scaleset.backends.base import InstanceBackend
 from scaleset.domain import errors
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
 from scaleset.domain.capacity import plan_capacity
+from scaleset.domain.extensions import EXTENSION_UPGRADE, ExtensionCatalogue, deployed_versions
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.repairs import RepairBook, RepairPass, plan_repairs
 from scaleset.domain.resources import UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
-from scaleset.domain.upgrade.os_upgrade import PLATFORM, platform_upgrade_due, start_os_rollout
-from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling, start_rollout
-from scaleset.domain.upgrade.status import OS_UPGRADE, Phase, RollingStatusCode, Rollout
+from scaleset.domain.upgrade.os_upgrade import platform_upgrade_due
+from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling
+from scaleset.domain.upgrade.status import OS_UPGRADE, Phase, RollingStatusCode
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
+from scaleset.engine.starts import outdated_instances, start_due_rollout
 from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
 from scaleset.store.base import Store
 
@@ -50,12 +52,15 @@ class Engine:
         catalogue: Catalogue | None = None,
         health_wait: float = HEALTH_WAIT_SECONDS,
         id_namespace: str | None = None,
+        extension_catalogue: ExtensionCatalogue | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.clock = clock
         self.scheduler = Scheduler()
         self._catalogue: Catalogue = catalogue or (lambda _image: [])
+        self._extension_catalogue: ExtensionCatalogue = extension_catalogue or (lambda _publisher, _type: [])
+        self._extension_cache: dict[tuple[str, str], list[str]] = {}
         self.health_wait = health_wait  # how long an upgraded instance has to turn healthy (docs/semantics.md)
         self._sets: dict[str, ScaleSetState] = {}
         self._timeline_handler: Callable[[str], None] | None = None
@@ -91,6 +96,14 @@ class Engine:
 
     def catalogue(self) -> Catalogue:
         return self._catalogue
+
+    def extension_versions(self, publisher: str, kind: str) -> list[str]:
+        """The published versions of an extension (cached until :meth:`catalogue_changed`)."""
+        key = (publisher.lower(), kind.lower())
+        found = self._extension_cache.get(key)
+        if found is None:
+            found = self._extension_cache[key] = list(self._extension_catalogue(publisher, kind))
+        return found
 
     # ----------------------------------------------------------------- access
 
@@ -218,10 +231,10 @@ class Engine:
             self._pass_deleting(state, views, now)
             return
 
-        # 1. rolling upgrade: a model change's, or an OS image upgrade (user- or platform-started)
+        # 1. rolling upgrade: a model change's, an OS image or an extension upgrade (user- or platform-started)
         rollout = state.rollout if state.rollout is not None and state.rollout.active else None
         if rollout is None:
-            rollout = self._start_rollout(state, views, now)
+            rollout = start_due_rollout(self, state, views, now)
         actions: list[Action] = []
         if rollout is not None:
             model = state.model(self.store, target_version, self.catalogue())
@@ -235,6 +248,8 @@ class Engine:
                     self.health_wait,
                     image_version=rollout.target_image_version if rollout.kind == OS_UPGRADE else None,
                     same_model_only=vmss.upgrade_mode is UpgradeMode.MANUAL,
+                    only=outdated_instances(self, state, rollout),
+                    reason=UpgradeReason.EXTENSION if rollout.kind == EXTENSION_UPGRADE else UpgradeReason.ROLLING,
                 ),
                 now=now,
             )
@@ -268,9 +283,7 @@ class Engine:
             if repairs.actions:
                 views = self.observe(state, now)
             if repairs.wake_at is not None:
-                waits.append(repairs.wake_at)
-            elif any(v.stable_until is not None and v.stable_until <= now for v in views):
-                waits.append(now + POLL_SECONDS)  # a backend that cannot predict health: look again soon
+                waits.append(repairs.wake_at)  # backends that cannot predict health wake the set when it changes
 
         # 4. capacity
         sizing = plan_capacity(
@@ -308,72 +321,6 @@ class Engine:
     def _has_stale_work(self, views: Sequence[InstanceView], version: int) -> bool:
         return any(v.model_version != version and not v.protect_from_scale_set_actions for v in views)
 
-    def _start_rollout(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> Rollout | None:
-        """Start the rolling upgrade this pass owes: a model change's first, then a requested or due OS upgrade."""
-        record, vmss = state.record, state.vmss
-        target_version = record.model_version
-        pending_op = next((op.operation_id for op in state.operations.values() if op.pending), None)
-        rollout: Rollout | None = None
-        if record.rollout_requested:
-            record.rollout_requested = False
-            state.record_dirty = True
-            if vmss.upgrade_mode is UpgradeMode.ROLLING and self._has_stale_work(views, target_version):
-                rollout = start_rollout(
-                    self.new_id(),
-                    state.set_id,
-                    policy=vmss.rolling_policy,
-                    target_version=target_version,
-                    now=now,
-                    operation_id=pending_op,
-                )
-                facts: dict[str, Any] = {"targetModelVersion": target_version}
-        if rollout is None:
-            latest = state.model(self.store, target_version, self.catalogue()).image_version
-            started_by: str | None = None
-            operation_id: str | None = None
-            if record.os_upgrade_requested is not None:
-                started_by, operation_id = record.os_upgrade_requested, record.os_upgrade_operation
-                record.os_upgrade_requested = record.os_upgrade_operation = None
-                state.record_dirty = True
-            elif platform_upgrade_due(
-                vmss, views, latest=latest, attempted=record.os_upgrade_attempted, model_version=target_version
-            ):
-                started_by = PLATFORM
-            if started_by is None or latest is None:
-                return None
-            if started_by == PLATFORM:
-                record.os_upgrade_attempted = latest
-                state.record_dirty = True
-            rollout = start_os_rollout(
-                self.new_id(),
-                state.set_id,
-                vmss,
-                target_version=target_version,
-                image_version=latest,
-                started_by=started_by,
-                now=now,
-                operation_id=operation_id,
-            )
-            facts = {
-                "rolloutKind": OS_UPGRADE,
-                "startedBy": started_by,
-                "targetModelVersion": target_version,
-                "targetImageVersion": latest,
-            }
-        record.active_rollout = rollout.rollout_id
-        state.rollout = rollout
-        state.rollout_dirty = True
-        self._emit(
-            state,
-            now,
-            Event("rolloutStarted", {**facts, "policy": rollout.policy, "instances": len(views)}),
-            rollout_id=rollout.rollout_id,
-        )
-        for op in state.operations.values():
-            if op.pending and (rollout.kind != OS_UPGRADE or op.operation_id == rollout.operation_id):
-                op.rollout_id = rollout.rollout_id
-        return rollout
-
     def _plan_repairs(
         self, state: ScaleSetState, views: Sequence[InstanceView], planned: Sequence[Action], now: float
     ) -> RepairPass | None:
@@ -408,10 +355,11 @@ class Engine:
         state.record_dirty = True
 
     def catalogue_changed(self) -> list[str]:
-        """An image version was published or removed: wake every scale set; return the ids of those that will
-        start an automatic OS upgrade because of it."""
+        """An image or extension version was published or removed: wake every scale set; return the ids of those
+        that will start an automatic OS upgrade because of it."""
         starting: list[str] = []
         now = self.clock.now()
+        self._extension_cache.clear()
         for state in self.states():
             if state.record.provisioning_state == "Deleting":
                 continue
@@ -463,6 +411,7 @@ class Engine:
                 action=base.CREATE,
                 action_started_at=now,
                 action_reason=action.reason,
+                extension_versions=self._deployed_extensions(state, action.version),
             )
             state.instances[action.instance_id] = record
             state.record.next_instance_id = max(state.record.next_instance_id, action.instance_id + 1)
@@ -481,14 +430,19 @@ class Engine:
                     # The previous image comes back, and the one rolled back from becomes the previous one.
                     restored = record.previous_image_version or model.image_version
                     record.previous_image_version, record.image_version = record.image_version, restored
+                elif action.reason is UpgradeReason.EXTENSION:
+                    record.previous_image_version = record.image_version  # the image stays: updated in place
+                    record.extension_versions = self._deployed_extensions(state, action.to_version)
                 else:
                     record.previous_image_version = record.image_version
                     record.image_version = model.image_version
+                    record.extension_versions = self._deployed_extensions(state, action.to_version)
                 record.model_version = action.to_version
                 record.action, record.action_reason = base.UPGRADE, action.reason.value
             elif isinstance(action, Reimage):
                 record.model_version = action.to_version
                 record.image_version = state.model(self.store, action.to_version, catalogue).image_version
+                record.extension_versions = self._deployed_extensions(state, action.to_version)
                 record.action, record.action_reason = base.REIMAGE, "reimageAll" if action.data_disks else "reimage"
                 record.power_goal = "running"
             elif isinstance(action, Delete):
@@ -508,6 +462,10 @@ class Engine:
             model = dataclasses.replace(model, image_version=record.image_version)
         self.backend.apply(record, set_id=state.set_id, model=model, now=now)
         state.touch(record.instance_id)
+
+    def _deployed_extensions(self, state: ScaleSetState, version: int) -> dict[str, str]:
+        extensions = state.extensions(self.store, version)
+        return deployed_versions(extensions, self.extension_versions) if extensions else {}
 
     def inject_health(self, state: ScaleSetState, instance_ids: Iterable[int], answer: Answer) -> None:
         now = self.clock.now()
@@ -610,6 +568,9 @@ class Engine:
             row["rolloutId"] = rollout_id
         row.update(event.data)
         self._events.append(row)
+
+    def emit_at(self, state: ScaleSetState, now: float, event: Event, *, rollout_id: str | None = None) -> None:
+        self._emit(state, now, event, rollout_id=rollout_id)
 
     def emit(self, state: ScaleSetState, event: Event) -> None:
         self._emit(state, self.clock.now(), event)

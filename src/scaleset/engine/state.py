@@ -18,7 +18,7 @@ from scaleset.domain.health import probe_settings
 from scaleset.domain.images import requested_version, resolve_version
 from scaleset.domain.instances import InstanceView
 from scaleset.domain.records import InstanceRecord, Operation, ScaleSetRecord
-from scaleset.domain.resources import ImageReference, VirtualMachineScaleSet
+from scaleset.domain.resources import Extension, ImageReference, VirtualMachineScaleSet
 from scaleset.domain.upgrade.status import Rollout
 from scaleset.store.base import Store
 
@@ -64,6 +64,7 @@ class ScaleSetState:
     record_dirty: bool = False
     revision: int = 0  # bumped by every change, so renderings of this state can be cached
     render_cache: dict[Any, tuple[int, float, bytes]] = field(default_factory=dict)
+    extension_lists: dict[int, list[Extension]] = field(default_factory=dict)
 
     @property
     def set_id(self) -> str:
@@ -101,6 +102,14 @@ class ScaleSetState:
                 cached = dataclasses.replace(cached, image_version=current)
                 self.models[version] = cached
         return cached
+
+    def extensions(self, store: Store, version: int) -> list[Extension]:
+        """The extensions of model ``version``."""
+        found = self.extension_lists.get(version)
+        if found is None:
+            vmss = VirtualMachineScaleSet.model_validate(self.model_body(store, version))
+            found = self.extension_lists[version] = list(vmss.extensions)
+        return found
 
     def touch(self, instance_id: int) -> None:
         self.dirty.add(instance_id)

@@ -54,6 +54,7 @@ def build_report(run: ScenarioRun) -> dict[str, Any]:
                     "instanceId": str(view.instance_id),
                     "zone": view.zone,
                     "imageVersion": record.image_version,
+                    "extensionVersions": dict(record.extension_versions),
                     "modelVersion": view.model_version,
                     "latestModelApplied": view.model_version == state.record.model_version,
                     "provisioningState": view.provisioning.value,
@@ -171,9 +172,12 @@ def describe(event: dict[str, Any]) -> str:
             return f"{e['verb']}: {model}{capacity}, mode {e['mode']}"
         case "rolloutStarted":
             p = e["policy"]
+            who = "platform" if e.get("startedBy") == "Platform" else "user-started"
             if e.get("rolloutKind") == "OSUpgrade":
-                who = "platform" if e["startedBy"] == "Platform" else "user-started"
                 what = f"{who} OS upgrade to image {e['targetImageVersion']}"
+            elif e.get("rolloutKind") == "ExtensionUpgrade":
+                versions = ", ".join(f"{k} {v}" for k, v in sorted(e["targetExtensions"].items())) or "nothing newer"
+                what = f"{who} extension upgrade ({versions})"
             else:
                 what = f"rolling upgrade started to model version {e['targetModelVersion']}"
             return (
@@ -234,6 +238,10 @@ def describe(event: dict[str, Any]) -> str:
             starting = e.get("automaticOSUpgrades") or []
             follow = f"; automatic OS upgrade due on {len(starting)} scale set(s)" if starting else ""
             return f"image version {e['version']} published{hidden}{follow}"
+        case "extensionPublished":
+            return f"extension {e['publisher']}/{e['type']} {e['version']} published"
+        case "extensionUpgradeRequested":
+            return "extensionRollingUpgrade requested"
         case "osUpgradeRequested":
             return "osRollingUpgrade requested"
         case "instanceRollbackStarted":

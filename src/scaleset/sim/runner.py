@@ -26,6 +26,7 @@ from scaleset.store.base import Store
 
 CREATE_KEY = "timeline:create"
 PUBLISHED_KEY = "published_images"
+EXTENSIONS_KEY = "published_extensions"
 TIMELINE_PREFIX = "timeline:"
 
 
@@ -47,6 +48,7 @@ class ScenarioRun:
             backend=SimulatedBackend(simulation),
             clock=clock,
             catalogue=lambda _image: self._catalogue(),
+            extension_catalogue=self._extensions,
             id_namespace=f"scenario-seed-{self.seed}",
         )
         self.services = Services(self.engine)
@@ -63,6 +65,14 @@ class ScenarioRun:
         sees them), without the ones excluded from ``latest``."""
         published = json.loads(self.store.get_meta(PUBLISHED_KEY) or "[]")
         return [*self.scenario.simulation.images, *(p["version"] for p in published if not p["excludeFromLatest"])]
+
+    def _extensions(self, publisher: str, kind: str) -> list[str]:
+        published = json.loads(self.store.get_meta(EXTENSIONS_KEY) or "[]")
+        return [
+            p["version"]
+            for p in published
+            if p["publisher"].lower() == publisher.lower() and p["type"].lower() == kind.lower()
+        ]
 
     @classmethod
     def open(cls, scenario: Scenario, *, db: str | Path, seed: int | None = None) -> ScenarioRun:
@@ -146,6 +156,15 @@ class ScenarioRun:
             if state is not None:
                 event = Event("imagePublished", {**step.publish_image.model_dump(), "automaticOSUpgrades": starting})
                 self.engine.emit(state, event)
+                self.engine.persist(state)
+        elif step.publish_extension is not None:
+            published = json.loads(self.store.get_meta(EXTENSIONS_KEY) or "[]")
+            published.append(step.publish_extension.model_dump())
+            self.store.set_meta(EXTENSIONS_KEY, json.dumps(published))
+            self.engine.catalogue_changed()
+            state = next(iter(self.engine.states()), None)
+            if state is not None:
+                self.engine.emit(state, Event("extensionPublished", step.publish_extension.model_dump()))
                 self.engine.persist(state)
         elif step.kill_instance is not None:
             services.set_health(*ids, _instance_ids(step.kill_instance), Answer.NONE)

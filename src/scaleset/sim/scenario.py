@@ -46,6 +46,7 @@ ACTIONS = (
     "deallocate",
     "start",
     "publish_image",
+    "publish_extension",
     "kill_instance",
     "os_upgrade",
     "approve",
@@ -78,6 +79,7 @@ class Step(BaseModel):
     set_health: SetHealth | None = None
     protect: Protect | None = None
     publish_image: PublishImage | None = None
+    publish_extension: PublishExtension | None = None
     kill_instance: list[str | int] | None = None  # the application dies: it stops answering health probes
     os_upgrade: dict[str, Any] | None = None  # POST osRollingUpgrade
     approve: list[str | int] | Literal["*"] | None = None  # approveRollingUpgrade ("*": the whole scale set)
@@ -120,6 +122,15 @@ class PublishImage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str = Field(min_length=1)
     excludeFromLatest: bool = False
+
+
+class PublishExtension(BaseModel):
+    """A new extension version; extensions with ``enableAutomaticUpgrade`` of the same major upgrade to it."""
+
+    model_config = ConfigDict(extra="forbid")
+    publisher: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    version: str = Field(min_length=1)
 
 
 class Orchestration(BaseModel):

@@ -53,9 +53,14 @@ class Target:
     wait_seconds: float = HEALTH_WAIT_SECONDS
     image_version: str | None = None  # OS upgrades: the exact image every instance should run
     same_model_only: bool = False  # OS upgrades in Manual mode: instances on an older model are left to the operator
+    only: frozenset[int] | None = None  # extension upgrades: the instances whose extensions are out of date
+    reason: UpgradeReason = UpgradeReason.ROLLING
 
     def stale(self, view: InstanceView) -> bool:
-        """Whether the rollout has work on ``view``: an older model, or (OS upgrades) another image version."""
+        """Whether the rollout has work on ``view``: an older model, another image version (OS upgrades), or
+        out-of-date extensions (extension upgrades)."""
+        if self.only is not None:
+            return view.instance_id in self.only
         if self.image_version is None:
             return view.model_version != self.version
         if self.same_model_only and view.model_version != self.version:
@@ -291,7 +296,7 @@ def _start_batch(
         r.batch = [v.instance_id for v in chosen]
         for view in chosen:
             r.previous_versions[view.instance_id] = view.model_version
-            out.actions.append(Upgrade(view.instance_id, target.version, UpgradeReason.ROLLING))
+            out.actions.append(Upgrade(view.instance_id, target.version, target.reason))
     out.events.append(
         Event(
             "batchStarted",

@@ -90,6 +90,7 @@ class Rollout(BaseModel):
     approve_all: bool = False
     approved: list[int] = Field(default_factory=list)
     awaiting_approval: list[int] = Field(default_factory=list)
+    target_extensions: dict[str, str] | None = None  # extension upgrades: extension name -> version
 
     def clone(self) -> Rollout:
         """A copy that shares nothing mutable with this one (cheaper than a generic deep copy)."""
