@@ -8,7 +8,7 @@ goes over HTTP.
 
 from __future__ import annotations
 
-from scaleset.cli import faults, groups, images, load, rolling, vmss
+from scaleset.cli import faults, groups, images, load, rolling, upgrades, vmss
 from scaleset.cli.parsing import CliArgumentParser
 from scaleset.cli.registry import Parents, SubParsers, group
 
@@ -20,7 +20,9 @@ def add_parsers(sub: SubParsers) -> None:
     parents = Parents.build()
     vmss_sub = group(sub, "vmss", "manage scale sets, as az vmss does")
     vmss.register(vmss_sub, parents)
-    rolling.register(group(vmss_sub, "rolling-upgrade", "follow, wait for or cancel rolling upgrades"), parents)
+    upgrades.register(vmss_sub, parents)
+    rolling.register(group(vmss_sub, "rolling-upgrade", "start, follow, wait for or cancel rolling upgrades"), parents)
+    upgrades.register_extension(group(vmss_sub, "extension", "the scale set's extensions (upgrade only)"), parents)
     groups.register(group(sub, "group", "manage resource groups, as az group does"), parents)
     faults.register(group(sub, "fault", "inject faults and set instance health (local emulator only)"), parents)
     load.register(sub)

@@ -4,12 +4,17 @@ An image version says what an instance of it runs: a command line (``--command``
 ``--arg`` repeated), environment, a working directory; ``{python}``, ``{port}``, ``{instance_id}``, ``{zone}``,
 ``{data_dir}``, ``{os_dir}`` and ``{version}`` are filled in per instance (the server checks them). The built-in
 versions (``scaleset:demo:app``) can be neither replaced nor deleted. These routes exist only on the local emulator.
+
+A publish that starts automatic OS upgrades (the answer's ``automaticOSUpgrades``: scale set ids) says so in one
+line on stderr; stdout keeps the answer.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
+import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +23,11 @@ from scaleset.cli.errors import UsageError
 from scaleset.cli.registry import Parents, SubParsers, leaf
 
 NAME_FIELDS = ("publisher", "offer", "sku", "version")
+_SCALE_SET_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/(?P<group>[^/]+)/providers/Microsoft\.Compute/"
+    r"virtualMachineScaleSets/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
 
 
 def image_path(publisher: str, offer: str, sku: str, version: str) -> str:
@@ -76,9 +86,26 @@ def publish_body(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
+def upgrades_line(answer: Any) -> str | None:
+    """The line saying which scale sets this publish started automatic OS upgrades on (the answer's
+    ``automaticOSUpgrades``, a list of scale set ids), or None when it started none (or an older server)."""
+    started = answer.get("automaticOSUpgrades") if isinstance(answer, dict) else None
+    if not isinstance(started, list) or not started:
+        return None
+    names = []
+    for ident in started:
+        found = _SCALE_SET_ID.match(str(ident))
+        names.append(f"{found.group('group')}/{found.group('name')}" if found else str(ident))
+    return f"started automatic OS upgrades on: {', '.join(names)}"
+
+
 def publish(session: Session, args: argparse.Namespace) -> Any:
     body = publish_body(args)
-    return session.admin("PUT", image_path(*urn_parts(args)), body)
+    answer = session.admin("PUT", image_path(*urn_parts(args)), body)
+    line = upgrades_line(answer)
+    if line is not None:
+        print(line, file=sys.stderr)  # stdout keeps only the result, which lists them too
+    return answer
 
 
 def list_images(session: Session, args: argparse.Namespace) -> Any:

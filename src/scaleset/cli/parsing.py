@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -41,6 +42,20 @@ def percent(text: str) -> int:
     if not 0 <= value <= 100:
         raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, got {value}")
     return value
+
+
+def enum_choice(*values: str) -> Callable[[str], str]:
+    """A value type for ``az``'s enum flags: any case in, the canonical spelling out (``suspend`` is ``Suspend``)."""
+    canonical = {value.lower(): value for value in values}
+
+    def parse(text: str) -> str:
+        found = canonical.get(text.strip().lower())
+        if found is None:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(values)}, got '{text}'")
+        return found
+
+    parse.__name__ = "/".join(values)
+    return parse
 
 
 def non_negative_int(text: str) -> int:

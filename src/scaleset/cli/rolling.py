@@ -1,4 +1,7 @@
-"""``scaleset vmss rolling-upgrade get-latest | cancel | wait``.
+"""``scaleset vmss rolling-upgrade start | get-latest | cancel | wait``.
+
+``start`` is ``az vmss rolling-upgrade start``: ``POST {vmss}/osRollingUpgrade``, an upgrade of every instance to the
+latest OS image version. While it waits it shows the rollout as ``update`` and ``wait`` do; it prints nothing.
 
 ``wait`` is for pipelines: it follows the latest rolling upgrade (the live view on stderr) until it ends, prints the
 final status, and exits 0 when it Completed, 1 when it Faulted or was Cancelled (the error on stderr as
@@ -17,9 +20,22 @@ from scaleset.cli.connect import Session
 from scaleset.cli.errors import EXIT_FAILED, EXIT_OK, CliError
 from scaleset.cli.output import add_resource_group, shaped
 from scaleset.cli.parsing import positive_seconds
-from scaleset.cli.progress import TERMINAL, RolloutView, Snapshot, finish, lro_kwargs
+from scaleset.cli.progress import TERMINAL, RolloutView, Snapshot, finish, latest_start, lro_kwargs
 from scaleset.cli.registry import Parents, SubParsers, leaf
 from scaleset.cli.runner import Outcome
+
+
+def start(session: Session, args: argparse.Namespace) -> Any:
+    """Start an OS rolling upgrade (``osRollingUpgrade``) and, unless ``--no-wait``, follow it to its end."""
+    upgrades = session.compute.virtual_machine_scale_set_rolling_upgrades
+    view: RolloutView | None = None
+    if not args.no_wait:
+        # the rollout that was latest before this command is history, not this one's
+        since = latest_start(session, args.resource_group, args.name)
+        view = RolloutView(session, args.resource_group, args.name, since=since, tolerant=True)
+    poller = upgrades.begin_start_os_upgrade(args.resource_group, args.name, **lro_kwargs(args))
+    finish(poller, args, view=view, interval=session.target.poll_interval)
+    return None
 
 
 def get_latest(session: Session, args: argparse.Namespace) -> Any:
@@ -65,6 +81,7 @@ def wait(session: Session, args: argparse.Namespace) -> Any:
 
 def register(sub: SubParsers, parents: Parents) -> None:
     target, lro = [parents.globals, parents.target], [parents.globals, parents.target, parents.lro]
+    leaf(sub, "start", start, "start an OS rolling upgrade to the latest image version (osRollingUpgrade)", lro)
     leaf(sub, "get-latest", get_latest, "the status of the latest rolling upgrade", target, table=tables.rolling_status)
     leaf(sub, "cancel", cancel, "cancel the rolling upgrade in progress", lro)
     p = leaf(

@@ -103,6 +103,39 @@ def rolling_status(value: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _target_version(reference: Any) -> Any:
+    """The image version an OS upgrade went to: the exact version, else the reference's version or image id."""
+    if not isinstance(reference, dict):
+        return None
+    version = reference.get("exactVersion") or reference.get("version")
+    if version is None and isinstance(reference.get("id"), str):
+        return reference["id"].rstrip("/").rsplit("/", 1)[-1]
+    return version
+
+
+def os_upgrade_history(value: Any) -> list[dict[str, Any]]:
+    """``get-os-upgrade-history``: when, how it ended, who started it, to which version, progress and rollback."""
+    rows = []
+    for entry in _items(value):
+        rows.append(
+            {
+                "StartTime": _get(entry, "runningStatus", "startTime"),
+                "EndTime": _get(entry, "runningStatus", "endTime"),
+                "Status": _get(entry, "runningStatus", "code"),
+                "StartedBy": _get(entry, "startedBy"),
+                "TargetVersion": _target_version(_get(entry, "targetImageReference")),
+                "Successful": _get(entry, "progress", "successfulInstanceCount"),
+                "Failed": _get(entry, "progress", "failedInstanceCount"),
+                "InProgress": _get(entry, "progress", "inProgressInstanceCount"),
+                "Pending": _get(entry, "progress", "pendingInstanceCount"),
+                "RolledBack": _get(entry, "rollbackInfo", "successfullyRolledbackInstanceCount"),
+                "RollbackFailed": _get(entry, "rollbackInfo", "failedRolledbackInstanceCount"),
+                "Error": _get(entry, "error", "code"),
+            }
+        )
+    return rows
+
+
 def groups(value: Any) -> list[dict[str, Any]]:
     """``az group list -o table``'s columns."""
     return [

@@ -12,7 +12,7 @@ from typing import Any
 
 from azure.mgmt.compute import models
 
-from scaleset.cli import tables
+from scaleset.cli import policies, tables
 from scaleset.cli.connect import Session
 from scaleset.cli.errors import UsageError
 from scaleset.cli.output import shaped
@@ -165,9 +165,8 @@ def create_body(args: argparse.Namespace, location: str) -> dict[str, Any]:
     }
     if args.zones:
         body["zones"] = list(args.zones)
-    if args.scale_in_policy is not None:
-        body["properties"]["scaleInPolicy"] = {"rules": [args.scale_in_policy]}
     apply_policy_flags(body, args)
+    policies.apply_create(body, args)
     return body
 
 
@@ -213,6 +212,7 @@ def create(session: Session, args: argparse.Namespace) -> Any:
     """Create (or overwrite) a scale set with one direct PUT."""
     if args.health_extension is not None and args.health_probe is not None:
         raise UsageError("use --health-extension or --health-probe, not both")
+    policies.check_create(args)
     location = args.location
     if location is None:
         location = session.resources.resource_groups.get(args.resource_group).location
@@ -243,11 +243,13 @@ def update(session: Session, args: argparse.Namespace) -> Any:
         return _update_instance(session, args)
     if args.protect_from_scale_in is not None or args.protect_from_scale_set_actions is not None:
         raise UsageError("--protect-from-scale-in and --protect-from-scale-set-actions need --instance-id")
+    policies.check_update(args)
     sets = session.compute.virtual_machine_scale_sets
     document = sets.get(args.resource_group, args.name).as_dict()
     for change in args.set or []:
         apply_set(document, change, force_string=args.force_string)
     apply_policy_flags(document, args)
+    policies.apply_update(document, args)
     if args.vm_sku is not None:
         document.setdefault("sku", {})["name"] = args.vm_sku
     view = _watch(session, args, document)
@@ -261,6 +263,9 @@ def update(session: Session, args: argparse.Namespace) -> Any:
 def _update_instance(session: Session, args: argparse.Namespace) -> Any:
     if args.upgrade_policy_mode is not None or any(getattr(args, f) is not None for f, _ in ROLLING_FLAGS):
         raise UsageError("the upgrade policy flags apply to the scale set, not with --instance-id")
+    scale_set_only = policies.given(args) + (["--vm-sku"] if args.vm_sku is not None else [])
+    if scale_set_only:
+        raise UsageError(f"{', '.join(scale_set_only)}: scale set flags, not for an instance (--instance-id)")
     vms = session.compute.virtual_machine_scale_set_vms
     document = vms.get(args.resource_group, args.name, args.instance_id).as_dict()
     for change in args.set or []:
@@ -304,7 +309,7 @@ def scale(session: Session, args: argparse.Namespace) -> Any:
 
 
 def delete(session: Session, args: argparse.Namespace) -> Any:
-    options: dict[str, Any] = {"force_deletion": True} if args.force_deletion else {}
+    options: dict[str, Any] = {} if args.force_deletion is None else {"force_deletion": args.force_deletion}
     poller = session.compute.virtual_machine_scale_sets.begin_delete(
         args.resource_group, args.name, **options, **lro_kwargs(args)
     )
@@ -394,7 +399,7 @@ def deallocate(session: Session, args: argparse.Namespace) -> Any:
 
 def delete_instances(session: Session, args: argparse.Namespace) -> Any:
     ids = _required_ids(instance_ids(args.instance_ids))
-    options: dict[str, Any] = {"force_deletion": True} if args.force_deletion else {}
+    options: dict[str, Any] = {} if args.force_deletion is None else {"force_deletion": args.force_deletion}
     poller = session.compute.virtual_machine_scale_sets.begin_delete_instances(
         args.resource_group, args.name, ids, **options, **lro_kwargs(args)
     )
@@ -472,7 +477,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     p.add_argument("--zones", nargs="+", default=None, metavar="ZONE", help="availability zones, e.g. 1 2 3")
     p.add_argument("--computer-name-prefix", default=None, help="computer name prefix (default: the name)")
     p.add_argument("--admin-username", default="azureuser", help="admin user (default: azureuser)")
-    p.add_argument("--scale-in-policy", choices=("Default", "OldestVM", "NewestVM"), default=None)
     health = p.add_argument_group("health")
     health.add_argument(
         "--health-extension",
@@ -485,6 +489,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     )
     health.add_argument("--health-probe", default=None, metavar="ID", help="a load balancer probe's resource id")
     add_policy_flags(p)
+    policies.add_flags(p, create=True)
 
     p = leaf(
         sub,
@@ -522,12 +527,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     add_three_state(p, "--protect-from-scale-in", "with --instance-id: protect it from scale-in")
     add_three_state(p, "--protect-from-scale-set-actions", "with --instance-id: protect it from scale set actions")
     add_policy_flags(p)
+    policies.add_flags(p, create=False)
 
     p = leaf(sub, "scale", scale, "change the instance count", lro, table=tables.scale_sets)
     p.add_argument("--new-capacity", type=non_negative_int, required=True, metavar="N", help="the new instance count")
 
     p = leaf(sub, "delete", delete, "delete a scale set", lro)
-    p.add_argument("--force-deletion", action="store_true", help="force-delete the instances")
+    add_three_state(p, "--force-deletion", "force-delete the scale set (preview)")
 
     p = leaf(sub, "list-instances", list_instances, "list the instances", target, table=tables.instances)
     p.add_argument("--expand", choices=("instanceView",), default=None, help="include each instance view")
@@ -560,4 +566,4 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], parents: 
     _ids_flag(p, what="deallocate")
     p = leaf(sub, "delete-instances", delete_instances, "delete instances", lro)
     _ids_flag(p, required=True, what="delete")
-    p.add_argument("--force-deletion", action="store_true", help="force-delete the instances")
+    add_three_state(p, "--force-deletion", "force-delete the instances (az 2.91 has this on delete only)")
