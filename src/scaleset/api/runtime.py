@@ -144,6 +144,7 @@ class Runtime:
     drain_seconds: float = 3.0
     demo: bool = False
     health_wait: float = HEALTH_WAIT_SECONDS
+    repairs_grace: float | None = None  # overrides every scale set's automatic-repairs grace period (rehearsals)
     engine: Engine = field(init=False)
     services: Services = field(init=False)
     simulated: SimulatedBackend = field(init=False)
@@ -179,6 +180,7 @@ class Runtime:
             clock=clock,
             catalogue=lambda ref: versions_for(catalogue_images(self.store), ref),
             health_wait=self.health_wait,
+            repairs_grace=self.repairs_grace,
             extension_catalogue=lambda publisher, kind: versions_of(self.store, publisher, kind),
         )
         self.engine.notify = self.kick

@@ -85,6 +85,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "PT5M, Azure's documented wait; a shorter one makes real-process rehearsals quicker)",
     )
     parser.add_argument(
+        "--repairs-grace",
+        default=None,
+        help="use this grace period for automatic repairs instead of each scale set's gracePeriod (ISO 8601, such "
+        "as PT20S; Azure's minimum is PT10M, so this is for real-process rehearsals only)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="create resource group 'demo' and a Rolling scale set 'web' of the demo application, if missing",
@@ -178,6 +184,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    repairs_grace: float | None = None
+    if args.repairs_grace is not None:
+        try:
+            repairs_grace = parse_duration(args.repairs_grace)
+        except ValueError:
+            print(
+                f"scaleset serve: --repairs-grace {args.repairs_grace!r} is not an ISO 8601 duration such as PT20S",
+                file=sys.stderr,
+            )
+            return 2
     if args.drain_seconds < 0:
         print("scaleset serve: --drain-seconds must not be negative", file=sys.stderr)
         return 2
@@ -208,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         demo=args.demo,
         health_wait=health_wait,
+        repairs_grace=repairs_grace,
         endpoint_hint=_cli_environment(args, data_dir),
     )
     host = args.host if ":" not in args.host else f"[{args.host}]"

@@ -18,6 +18,7 @@ from scaleset.backends.base import InstanceBackend
 from scaleset.domain import errors
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
 from scaleset.domain.capacity import plan_capacity
+from scaleset.domain.durations import format_duration
 from scaleset.domain.extensions import EXTENSION_UPGRADE, ExtensionCatalogue, deployed_versions
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
@@ -53,6 +54,7 @@ class Engine:
         health_wait: float = HEALTH_WAIT_SECONDS,
         id_namespace: str | None = None,
         extension_catalogue: ExtensionCatalogue | None = None,
+        repairs_grace: float | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -62,6 +64,7 @@ class Engine:
         self._extension_catalogue: ExtensionCatalogue = extension_catalogue or (lambda _publisher, _type: [])
         self._extension_cache: dict[tuple[str, str], list[str]] = {}
         self.health_wait = health_wait  # how long an upgraded instance has to turn healthy (docs/semantics.md)
+        self.repairs_grace = repairs_grace  # overrides the repairs grace period of every scale set (rehearsals)
         self._sets: dict[str, ScaleSetState] = {}
         self._timeline_handler: Callable[[str], None] | None = None
         namespace = id_namespace or store.get_meta("id_namespace")
@@ -329,6 +332,8 @@ class Engine:
         if (policy is None or not policy.enabled) and not record.repairs:
             return None
         book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
+        if policy is not None and self.repairs_grace is not None:
+            policy = policy.model_copy(update={"gracePeriod": format_duration(self.repairs_grace)})
         probe = state.model(self.store, record.model_version, self.catalogue()).probe
         created = [a.instance_id for a in planned if isinstance(a, Create)]
         rollout = state.rollout
