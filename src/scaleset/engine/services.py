@@ -124,6 +124,7 @@ class Services:
             model_hash=model_hash(stored),
             created_at=now,
             unique_id=engine.new_id(),
+            quiet_since=now,
         )
         state = ScaleSetState(record=record, vmss=vmss)
         with engine.store.transaction():
@@ -180,7 +181,9 @@ class Services:
         engine.wake(state.set_id, now)
         return self.render(state), op
 
-    def delete_scale_set(self, subscription: str, resource_group: str, name: str) -> Operation:
+    def delete_scale_set(self, subscription: str, resource_group: str, name: str, *, force: bool = False) -> Operation:
+        """``DELETE {vmss}``: the scale set's pass deletes every instance, then the set. With ``force``
+        (``forceDeletion=true``) the instances not yet being deleted are force-deleted here and now."""
         state = self._state(subscription, resource_group, name)
         engine = self.engine
         if state.record.provisioning_state != "Deleting":
@@ -192,8 +195,13 @@ class Services:
                     else state.rollout
                 )
                 state.rollout_dirty = True
+        if force:
+            now = engine.clock.now()
+            for view in self._views(state):
+                if view.provisioning is not ProvisioningState.DELETING:
+                    engine.apply(state, Delete(view.instance_id, reason="scaleSetDeleted", force=True), now)
         op = engine.start_operation(state, "delete", pending=False)
-        engine.emit(state, Event("scaleSetDeleting", {"instances": len(state.instances)}))
+        engine.emit(state, Event("scaleSetDeleting", {"instances": len(state.instances), "forceDeletion": force}))
         engine.persist(state)
         engine.wake(state.set_id)
         return op
@@ -309,8 +317,13 @@ class Services:
         )
         return self._run_instance_plan(state, action.value, actions, [event], targets)
 
-    def delete_instances(self, subscription: str, resource_group: str, name: str, ids: object) -> Operation:
-        """``POST delete``: remove the named instances; the capacity drops by as many."""
+    def delete_instances(
+        self, subscription: str, resource_group: str, name: str, ids: object, *, force: bool = False
+    ) -> Operation:
+        """``POST delete`` (and a VM's ``DELETE``): remove the named instances; the capacity drops by as many.
+
+        A user operation on the instances: protection does not apply (reference §5.4). ``force``
+        (``forceDeletion=true``) skips the graceful shutdown."""
         state = self._state(subscription, resource_group, name)
         self._not_deleting(state, "deleteInstances")
         chosen = self._ids(state, ids)
@@ -333,8 +346,11 @@ class Services:
         body.setdefault("sku", {})["capacity"] = max(0, state.vmss.capacity - len(targets))
         state.record.body = body
         state.vmss = VirtualMachineScaleSet.model_validate(body)
-        actions = [Delete(i, reason="deleteInstances") for i in targets]
-        event = Event("deleteInstances", {"instanceIds": [str(i) for i in targets], "capacity": state.vmss.capacity})
+        actions = [Delete(i, reason="deleteInstances", force=force) for i in targets]
+        event = Event(
+            "deleteInstances",
+            {"instanceIds": [str(i) for i in targets], "capacity": state.vmss.capacity, "forceDeletion": force},
+        )
         return self._run_instance_plan(state, "deleteInstances", list(actions), [event], targets)
 
     def _run_instance_plan(
@@ -393,7 +409,7 @@ class Services:
         self._not_deleting(state, "osRollingUpgrade")
         self._no_rollout(state, "osRollingUpgrade")
         record = state.record
-        if record.os_upgrade_requested is not None or record.rollout_requested:
+        if record.os_upgrade_requested is not None or record.extension_upgrade_requested or record.rollout_requested:
             raise errors.operation_not_allowed(
                 f"Operation 'osRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while another "
                 "rolling upgrade is starting."
@@ -403,6 +419,27 @@ class Services:
         record.os_upgrade_requested, record.os_upgrade_operation = USER, op.operation_id
         engine.mark_set_change(state)
         engine.emit(state, Event("osUpgradeRequested", {"startedBy": USER}))
+        engine.persist(state)
+        engine.wake(state.set_id)
+        return op
+
+    def start_extension_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
+        """``POST extensionRollingUpgrade``: bring extensions with ``enableAutomaticUpgrade`` to their newest
+        published versions, batch by batch under the scale set's rolling policy."""
+        state = self._state(subscription, resource_group, name)
+        self._not_deleting(state, "extensionRollingUpgrade")
+        self._no_rollout(state, "extensionRollingUpgrade")
+        record = state.record
+        if record.extension_upgrade_requested is not None or record.os_upgrade_requested or record.rollout_requested:
+            raise errors.operation_not_allowed(
+                f"Operation 'extensionRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while "
+                "another rolling upgrade is starting."
+            )
+        engine = self.engine
+        op = engine.start_operation(state, "extensionRollingUpgrade")
+        record.extension_upgrade_requested, record.extension_upgrade_operation = USER, op.operation_id
+        engine.mark_set_change(state)
+        engine.emit(state, Event("extensionUpgradeRequested", {"startedBy": USER}))
         engine.persist(state)
         engine.wake(state.set_id)
         return op
@@ -510,6 +547,7 @@ class Services:
             ),
         )
         self.engine.persist(state)
+        self.engine.wake(state.set_id)  # a scale-in that protection held back may go on now
 
     def set_health(self, subscription: str, resource_group: str, name: str, ids: object, answer: Answer) -> list[int]:
         """Fault injection: from now on the named instances' applications answer probes with ``answer``."""

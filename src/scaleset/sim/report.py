@@ -238,6 +238,30 @@ def describe(event: dict[str, Any]) -> str:
             starting = e.get("automaticOSUpgrades") or []
             follow = f"; automatic OS upgrade due on {len(starting)} scale set(s)" if starting else ""
             return f"image version {e['version']} published{hidden}{follow}"
+        case "repairWaiting":
+            why = {
+                "gracePeriod": f"waits for its grace period (until {render_time(float(e['until']))}" + ")"
+                if "until" in e
+                else "waits for its grace period",
+                "batchLimit": "waits: repairs already at the batch limit",
+                "protected": "is protected: never repaired",
+                "heldByRollingUpgrade": "waits: repairs are held while a rolling upgrade runs",
+            }.get(e["reason"], e["reason"])
+            return f"repair of instance {e['instanceId']} {why}"
+        case "repairStarted":
+            new = f", new instance {e['newInstanceId']}" if e.get("newInstanceId") else ""
+            return f"repair of instance {e['instanceId']} ({e['reason']}): {e['action']}{new}"
+        case "repairSucceeded":
+            return f"repair succeeded: instance {e['instanceId']} healthy ({e['action']} of {e['originalInstanceId']})"
+        case "repairFailed":
+            return (
+                f"repair FAILED: instance {e['instanceId']} ({e['action']} of {e['originalInstanceId']}): "
+                f"{e.get('reason', '')}, {e.get('consecutiveFailures', '?')} in a row"
+            )
+        case "repairsSuspended":
+            return f"automatic repairs suspended by {e.get('by', '?')}"
+        case "repairsResumed":
+            return "automatic repairs resumed"
         case "extensionPublished":
             return f"extension {e['publisher']}/{e['type']} {e['version']} published"
         case "extensionUpgradeRequested":
