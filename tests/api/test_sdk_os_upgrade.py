@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import VirtualMachineScaleSetVMInstanceIDs
 from azure.mgmt.resource.resources import ResourceManagementClient
@@ -242,3 +242,60 @@ def test_orchestration_service_state_suspends_and_resumes_repairs(
     body["properties"]["automaticRepairsPolicy"] = {"enabled": False}
     sets.begin_create_or_update("aos-repairs", "web", body).result()
     assert state() == "NotRunning"
+
+
+def test_extension_upgrades_follow_published_versions(
+    server: Server,
+    compute: ComputeManagementClient,
+    resources: ResourceManagementClient,
+    admin: requests.Session,
+) -> None:
+    resources.resource_groups.create_or_update("ext-upgrade", {"location": "westus"})
+    agent = {
+        "name": "agent",
+        "properties": {
+            "publisher": "ExtTest.Monitoring",
+            "type": "Agent",
+            "typeHandlerVersion": "1.0",
+            "enableAutomaticUpgrade": True,
+        },
+    }
+    body: Any = scale_set_body(capacity=2, mode="Manual")
+    body["properties"]["virtualMachineProfile"]["extensionProfile"]["extensions"].append(agent)
+    sets = compute.virtual_machine_scale_sets
+    sets.begin_create_or_update("ext-upgrade", "web", body).result()
+
+    def agent_versions() -> list[str]:
+        found = []
+        for vm in compute.virtual_machine_scale_set_vms.list("ext-upgrade", "web", expand="instanceView"):
+            [ext] = [e for e in vm.instance_view.extensions if e.name == "agent"]
+            found.append(ext.type_handler_version)
+        return found
+
+    assert agent_versions() == ["1.0", "1.0"]
+    url = f"{server.base}/_scaleset/extensions/ExtTest.Monitoring/Agent"
+    answer = admin.put(f"{url}/1.1", json={"description": "fixes"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    rolling = compute.virtual_machine_scale_set_rolling_upgrades
+
+    def completed() -> Any:
+        try:
+            latest = rolling.get_latest("ext-upgrade", "web")
+        except ResourceNotFoundError:  # the publish woke the scale set; its pass has not run yet
+            return None
+        return latest if latest.running_status.code == "Completed" else None
+
+    latest = wait_until(completed, what="the platform's extension upgrade")
+    assert latest.progress.successful_instance_count == 2
+    assert agent_versions() == ["1.1", "1.1"]
+
+    # 1.2 published and the platform's upgrade started; a user-started one is refused while it runs, and works
+    # after it (nothing left to do: it completes at once).
+    assert admin.put(f"{url}/1.2", json={}, timeout=10).status_code == 201
+    wait_until(lambda: agent_versions() == ["1.2", "1.2"] and completed(), what="the second extension upgrade")
+    rolling.begin_start_extension_upgrade("ext-upgrade", "web").result()
+    assert admin.put(f"{url}/2.0", json={}, timeout=10).status_code == 201  # a new major version: not rolled out
+    rolling.begin_start_extension_upgrade("ext-upgrade", "web").result()
+    assert agent_versions() == ["1.2", "1.2"]
+    bad = admin.put(f"{url}/latest", json={}, timeout=10)
+    assert_arm_error(bad, 400, "InvalidParameter")
