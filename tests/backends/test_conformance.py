@@ -8,6 +8,9 @@ settings keep every step to a second or two).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +21,7 @@ from typing import Any, Protocol
 import pytest
 
 from scaleset.backends import base
+from scaleset.backends import process as process_backend
 from scaleset.backends.base import InstanceModel
 from scaleset.backends.process import ProcessBackend
 from scaleset.backends.simulated import Range, SimulatedBackend, SimulationConfig
@@ -244,3 +248,74 @@ def test_delete_makes_the_instance_disappear(driver: Driver) -> None:
     view = look(driver, record)
     assert view is None or view.provisioning is ProvisioningState.DELETING
     assert driver.until(lambda: look(driver, record) is None, within=10)
+
+
+def test_a_forced_delete_makes_the_instance_disappear(driver: Driver) -> None:
+    record = new_record(driver)
+    act(driver, record, base.CREATE)
+    assert driver.until(serving(driver, record), within=10)
+    record.force = True  # what the engine sets from Delete.force (forceDeletion)
+    act(driver, record, base.DELETE)
+    view = look(driver, record)
+    assert view is None or view.provisioning is ProvisioningState.DELETING
+    assert driver.until(lambda: look(driver, record) is None, within=10)
+
+
+# ---------------------------------------------------------------------------------------------------- forceDeletion
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_simulated_forced_delete_takes_the_shortest_delete(force: bool) -> None:
+    """docs/semantics.md: a forced delete takes ``delete.min`` seconds; a graceful one a draw from ``delete``."""
+    backend = SimulatedBackend(SimulationConfig(seed=5, delete=Range(min=10, max=30)))
+    durations = []
+    for instance_id in range(8):
+        record = InstanceRecord(instance_id, None, 0, 1, 0.0, action=base.DELETE, generation=1, force=force)
+        backend.apply(record, set_id=SET_ID, model=model(1, "1.0.0"), now=100.0)
+        view = backend.observe(record, set_id=SET_ID, model=model(1, "1.0.0"), now=100.0)
+        assert view is not None and view.provisioning is ProvisioningState.DELETING and view.eta is not None
+        assert backend.observe(record, set_id=SET_ID, model=model(1, "1.0.0"), now=view.eta) is None
+        durations.append(view.eta - 100.0)
+    if force:
+        assert durations == [10.0] * 8
+    else:
+        assert all(10.0 <= d <= 30.0 for d in durations) and len(set(durations)) == 8
+
+
+def test_process_forced_delete_kills_at_once_without_draining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced delete takes the instance out of the load balancer at once (an open connection is reset, not
+    waited for through the drain window) and SIGKILLs its process group, with no SIGTERM first."""
+    signals: list[int] = []
+    real_killpg = os.killpg
+
+    def recording_killpg(pgid: int, sig: int) -> None:
+        if sig:
+            signals.append(sig)
+        real_killpg(pgid, sig)
+
+    monkeypatch.setattr(process_backend.os, "killpg", recording_killpg)
+    driver = ProcessDriver(tmp_path)
+    driver.backend.drain_seconds = 60.0  # a graceful delete would wait a minute for the open connection
+    try:
+        record = new_record(driver)
+        act(driver, record, base.CREATE)
+        assert driver.until(serving(driver, record), within=10)
+        found = driver.backend.balancer(SET_ID)
+        assert found is not None
+        balancer = found[0]
+        assert driver.until(lambda: balancer.pool() != [] and balancer.port is not None, within=5)
+        client = socket.create_connection(("127.0.0.1", balancer.port), timeout=5)
+        try:
+            assert driver.until(lambda: balancer.stats()["active"] == 1, within=5)
+            signals.clear()
+            record.force = True
+            started = time.monotonic()
+            act(driver, record, base.DELETE)
+            assert driver.until(lambda: look(driver, record) is None, within=10)
+            assert time.monotonic() - started < 10  # far from the 60 s drain window
+            assert signals and set(signals) == {signal.SIGKILL}, signals
+            assert driver.until(lambda: balancer.stats()["active"] == 0, within=5)  # the connection was reset
+        finally:
+            client.close()
+    finally:
+        driver.close()

@@ -100,6 +100,18 @@ def _api_version(request: Request) -> str:
     return request.query_params.get("api-version") or "2024-11-01"
 
 
+def _force_deletion(request: Request) -> bool:
+    """The ``forceDeletion`` query parameter: ``true`` or ``false`` in any case; absent is false."""
+    raw = request.query_params.get("forceDeletion")
+    if raw is None:
+        return False
+    if raw.lower() not in ("true", "false"):
+        raise errors.invalid_parameter(
+            "forceDeletion", f"The value '{raw}' of parameter 'forceDeletion' is invalid: use true or false."
+        )
+    return raw.lower() == "true"
+
+
 def lro_headers(
     request: Request, runtime: Runtime, op: Operation, state_location: str, *, location: bool
 ) -> dict[str, str]:
@@ -323,11 +335,12 @@ async def get_scale_set(request: Request, runtime: Runtime, subscription: str, g
 
 
 async def delete_scale_set(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
+    force = _force_deletion(request)
     require_group(runtime, subscription, group)
     if runtime.engine.state(scale_set_id(subscription, group, name).lower()) is None:
         return json_response(request, None, 204)
     state = scale_set_state(runtime, subscription, group, name)
-    op = runtime.services.delete_scale_set(subscription, group, name)
+    op = runtime.services.delete_scale_set(subscription, group, name, force=force)
     return json_response(
         request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
     )
@@ -379,7 +392,7 @@ async def scale_set_action(
     elif action in ("reimage", "reimageall"):
         op = services.reimage(subscription, group, name, ids, data_disks=action == "reimageall")
     elif action == "delete":
-        op = services.delete_instances(subscription, group, name, ids)
+        op = services.delete_instances(subscription, group, name, ids, force=_force_deletion(request))
     else:
         op = services.power(subscription, group, name, ids, POWER[action])
     settle(runtime, subscription, group, name)
@@ -530,8 +543,9 @@ async def put_vm(
 async def delete_vm(
     request: Request, runtime: Runtime, subscription: str, group: str, name: str, instance: str
 ) -> Response:
+    force = _force_deletion(request)
     state, instance_id = vm_state(runtime, subscription, group, name, instance)
-    op = runtime.services.delete_instances(subscription, group, name, [str(instance_id)])
+    op = runtime.services.delete_instances(subscription, group, name, [str(instance_id)], force=force)
     return json_response(
         request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
     )

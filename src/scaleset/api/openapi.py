@@ -287,6 +287,13 @@ PARAMETERS: dict[str, Schema] = {
         "required": False,
         "schema": _str(enum=["instanceView"]),
     },
+    "ForceDeletion": {
+        "name": "forceDeletion",
+        "in": "query",
+        "required": False,
+        "description": "true skips the graceful shutdown of the deleted instances; true or false in any case.",
+        "schema": BOOL,
+    },
 }
 
 ERROR_TEXT = {
@@ -490,6 +497,7 @@ def _paths() -> dict[str, Schema]:
                 "Delete a scale set",
                 {202: _accepted(), 204: _ok("There was nothing to delete")},
                 errors=conflict,
+                query=("ForceDeletion",),
             ),
         ),
         VMSS + "/instanceView": _path(
@@ -534,6 +542,7 @@ def _paths() -> dict[str, Schema]:
                 errors=conflict,
                 body="RequiredInstanceIds" if required else "InstanceIds",
                 body_required=required,
+                query=("ForceDeletion",) if action == "delete" else (),
             ),
         )
     paths[VMSS + "/virtualMachines"] = _path(
@@ -557,7 +566,13 @@ def _paths() -> dict[str, Schema]:
             errors=conflict,
             body="VirtualMachineScaleSetVM",
         ),
-        delete=_operation("VirtualMachineScaleSetVMs_Delete", "Delete a VM", {202: _accepted()}, errors=conflict),
+        delete=_operation(
+            "VirtualMachineScaleSetVMs_Delete",
+            "Delete a VM",
+            {202: _accepted()},
+            errors=conflict,
+            query=("ForceDeletion",),
+        ),
     )
     paths[VM + "/instanceView"] = _path(
         VM_P,

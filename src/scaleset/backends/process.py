@@ -8,7 +8,9 @@ Every action runs as an asyncio task on the server's event loop:
 * upgrade / reimage: leave the load balancer's pool, drain, stop, a fresh OS dir, extensions, start on the new image
   (an upgrade that keeps the image is applied in place: the OS dir stays, extensions run again; reimageall empties
   the data dir too);
-* restart: drain, stop, start; start: start; power off / deallocate: drain, stop; delete: drain, stop, remove dirs.
+* restart: drain, stop, start; start: start; power off / deallocate: drain, stop; delete: drain, stop, remove dirs;
+  a forced delete (``forceDeletion``): out of the pool at once (open connections reset, no drain window), the
+  process group killed with SIGKILL (no SIGTERM, no grace), remove dirs.
 
 Provisioning ends when the application process has been started (and every extension succeeded); whether the
 application then turns healthy is the health source's business, as in Azure. A custom script that fails fails the
@@ -317,7 +319,10 @@ class ProcessBackend:
 
     async def _run(self, inst: Instance, record: InstanceRecord, model: base.InstanceModel, action: str) -> None:
         try:
-            if action in (base.UPGRADE, base.REIMAGE, base.RESTART, base.POWER_OFF, base.DEALLOCATE, base.DELETE):
+            if action == base.DELETE and record.force:
+                self._cut_from_pool(inst)
+                await self._stop_process(inst, force=True)
+            elif action in (base.UPGRADE, base.REIMAGE, base.RESTART, base.POWER_OFF, base.DEALLOCATE, base.DELETE):
                 await self._leave_pool(inst)
                 await self._stop_process(inst)
             if action == base.DELETE:
@@ -515,7 +520,14 @@ class ProcessBackend:
         with contextlib.suppress(Exception):
             await network.balancer.drain(inst.key)
 
-    async def _stop_process(self, inst: Instance) -> None:
+    def _cut_from_pool(self, inst: Instance) -> None:
+        """Out of the load balancer now, its open connections reset: no drain window (a forced delete)."""
+        network = self._networks.get(inst.set_id)
+        if network is not None:
+            network.balancer.remove(inst.key)
+
+    async def _stop_process(self, inst: Instance, *, force: bool = False) -> None:
+        """SIGTERM to the instance's process group, SIGKILL after ``STOP_GRACE``; with ``force``, SIGKILL at once."""
         if inst.prober_task is not None:
             inst.prober_task.cancel()
             inst.prober_task = None
@@ -524,8 +536,11 @@ class ProcessBackend:
         inst.process = None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        if force:
+            _kill_tree(process.pid)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(process.wait(), STOP_GRACE)
         except TimeoutError:

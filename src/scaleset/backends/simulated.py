@@ -155,7 +155,8 @@ class SimulatedBackend:
         action = record.action
         state: dict[str, Any] = {"segments": [], "failed": None}
         if action == base.DELETE:
-            state["done"] = now + self.config.delete.draw(rng)
+            # forceDeletion skips the graceful shutdown: the shortest delete, ``delete.min``, instead of a drawn one
+            state["done"] = now + (self.config.delete.min if record.force else self.config.delete.draw(rng))
         elif action in (base.POWER_OFF, base.DEALLOCATE):
             state["done"] = now + self.config.stop.draw(rng)
         else:

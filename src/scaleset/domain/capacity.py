@@ -3,8 +3,9 @@
 Counted: every instance not being deleted, except maxSurge instances still in flight (they are extra by design).
 Scale-out places new instances on the latest model by :func:`scaleset.domain.scalein.place_new`; scale-in picks
 by the scale-in policy and never takes an instance of the rolling batch in flight (or the instance a surge
-instance replaces), nor a protected one. When protection leaves too few candidates, the set stays larger than its
-capacity until an instance becomes eligible.
+instance replaces), nor a protected one; its deletes are forced when the policy says ``forceDeletion``. When
+protection (or the batch in flight) leaves too few candidates, the set stays larger than its capacity until an
+instance becomes eligible; ``blockedByProtection`` in the ``scaleIn`` event counts the instances it could not remove.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def plan_capacity(
         excess = len(population) - capacity
         victims = choose_scale_in(population, excess, policy=scale_in_policy, exclude=frozenset(in_flight))
         if victims:
-            plan.actions.extend(Delete(i, reason="scaleIn") for i in victims)
+            force = scale_in_policy.forceDeletion
+            plan.actions.extend(Delete(i, reason="scaleIn", force=force) for i in victims)
             plan.events.append(
                 Event(
                     "scaleIn",
@@ -85,6 +87,7 @@ def plan_capacity(
                         "instanceIds": [str(i) for i in victims],
                         "policy": scale_in_policy.model_dump(mode="json"),
                         "blockedByProtection": excess - len(victims),
+                        "forceDeletion": force,
                     },
                 )
             )

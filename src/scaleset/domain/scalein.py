@@ -11,43 +11,98 @@ Worked example (Default, zones 1/2/3 holding 3/2/2 instances, scale in by 2): th
 
 from __future__ import annotations
 
-from collections import Counter
+import heapq
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.resources import ScaleInPolicy, ScaleInRule
 
+_Group = tuple[int, str | None, int]  # (0 unhealthy first / 1, zone, fault domain or 0): candidates alike but for id
+
 
 def choose_scale_in(
     instances: Sequence[InstanceView], count: int, *, policy: ScaleInPolicy, exclude: frozenset[int] = frozenset()
 ) -> list[int]:
-    """The ids to delete to remove ``count`` instances (fewer when protection leaves too few candidates)."""
-    alive = [v for v in instances if v.provisioning is not ProvisioningState.DELETING]
+    """The ids to delete to remove ``count`` instances (fewer when protection leaves too few candidates), in order.
+
+    One removal at a time, each the smallest candidate by ``(unhealthy first, most instances in its zone, most
+    instances in its zone's fault domain, highest id)`` for ``Default``, and ``(unhealthy first, most instances in
+    its zone, oldest/newest id)`` for ``OldestVM``/``NewestVM``, the counts taken after the removals before it. The
+    counts include protected and excluded instances (they are there; they just cannot go), not instances already
+    being deleted. Ties between zones of equal size fall to the fuller fault domain (Default), then to the id.
+
+    The greedy choice is computed without rescanning every candidate per removal: candidates that agree on
+    everything but the id form a group (sorted once); each zone keeps a heap of its groups and one heap holds the
+    zones. A removal changes the counts of one zone and one of its fault domains only, so only that zone's entry and
+    that fault domain's groups go stale: O(n log n) for n candidates. ``tests/domain/test_scalein.py`` checks it
+    against the one-removal-at-a-time definition above.
+    """
+    deleting = ProvisioningState.DELETING
+    alive = [v for v in instances if v.provisioning is not deleting]
+    rule = policy.rules[0] if policy.rules else ScaleInRule.DEFAULT
+    by_fault_domain = rule is ScaleInRule.DEFAULT
+    oldest = rule is ScaleInRule.OLDEST_VM
+    prioritize = bool(policy.prioritizeUnhealthyVMs)
     zone_counts = Counter(v.zone for v in alive)
     fd_counts = Counter((v.zone, v.fault_domain) for v in alive)
-    rule = policy.rules[0] if policy.rules else ScaleInRule.DEFAULT
-    candidates = [
-        v
-        for v in alive
-        if not v.protect_from_scale_in and not v.protect_from_scale_set_actions and v.instance_id not in exclude
-    ]
+    groups: defaultdict[_Group, list[int]] = defaultdict(list)
+    for v in alive:
+        if v.protect_from_scale_in or v.protect_from_scale_set_actions or v.instance_id in exclude:
+            continue
+        unhealthy_first = 0 if prioritize and v.is_unhealthy else 1
+        groups[(unhealthy_first, v.zone, v.fault_domain if by_fault_domain else 0)].append(v.instance_id)
+    for ids in groups.values():
+        ids.sort(reverse=oldest)  # pop() gives the next to go: the highest id, or the lowest for OldestVM
+
+    def group_key(group: _Group) -> tuple[int, int, int]:
+        unhealthy_first, zone, fd = group
+        head = groups[group][-1]
+        return (unhealthy_first, -fd_counts[(zone, fd)] if by_fault_domain else 0, head if oldest else -head)
+
+    # Per zone: a heap of (key, sequence, group), one entry per non-empty group; an entry goes stale when its fault
+    # domain's count drops and is refreshed when it reaches the top (keys only ever grow, so the top, once fresh,
+    # is the zone's minimum).
+    zone_heaps: dict[str | None, list[tuple[tuple[int, int, int], int, _Group]]] = defaultdict(list)
+    for sequence, group in enumerate(groups):
+        zone_heaps[group[1]].append((group_key(group), sequence, group))
+    for heap in zone_heaps.values():
+        heapq.heapify(heap)
+
+    def zone_best(zone: str | None) -> tuple[int, int, int] | None:
+        heap = zone_heaps[zone]
+        while heap:
+            stored, seq, group = heap[0]
+            current = group_key(group)
+            if current == stored:
+                return current
+            heapq.heapreplace(heap, (current, seq, group))
+        return None
+
+    def zone_entry(zone: str | None, best: tuple[int, int, int], seq: int) -> tuple[tuple[int, ...], int, str | None]:
+        return ((best[0], -zone_counts[zone], best[1], best[2]), seq, zone)
+
+    # The zones: a zone's entry changes only when one of its instances is chosen, so it is never stale.
+    zones: list[tuple[tuple[int, ...], int, str | None]] = []
+    for seq, zone in enumerate(zone_heaps):
+        best = zone_best(zone)
+        if best is not None:
+            zones.append(zone_entry(zone, best, seq))
+    heapq.heapify(zones)
     chosen: list[int] = []
-    for _ in range(count):
-        if not candidates:
-            break
-
-        def key(v: InstanceView) -> tuple[int, int, int, int]:
-            unhealthy_first = 0 if policy.prioritizeUnhealthyVMs and v.is_unhealthy else 1
-            if rule is ScaleInRule.DEFAULT:
-                return (unhealthy_first, -zone_counts[v.zone], -fd_counts[(v.zone, v.fault_domain)], -v.instance_id)
-            age = v.instance_id if rule is ScaleInRule.OLDEST_VM else -v.instance_id
-            return (unhealthy_first, -zone_counts[v.zone], 0, age)
-
-        victim = min(candidates, key=key)
-        candidates.remove(victim)
-        zone_counts[victim.zone] -= 1
-        fd_counts[(victim.zone, victim.fault_domain)] -= 1
-        chosen.append(victim.instance_id)
+    while zones and len(chosen) < count:
+        _, zone_seq, zone = heapq.heappop(zones)
+        _, seq, group = heapq.heappop(zone_heaps[zone])  # fresh: zone_best just looked at it
+        ids = groups[group]
+        chosen.append(ids.pop())
+        zone_counts[zone] -= 1
+        if by_fault_domain:  # only Default groups by fault domain (group[2] is 0 otherwise)
+            fd_counts[(zone, group[2])] -= 1
+        if ids:
+            heapq.heappush(zone_heaps[zone], (group_key(group), seq, group))
+        best = zone_best(zone)
+        if best is not None:
+            heapq.heappush(zones, zone_entry(zone, best, zone_seq))
     return chosen
 
 
