@@ -189,6 +189,45 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "InstanceIds": _obj({"instanceIds": _array(_str())}),
     "RequiredInstanceIds": _obj({"instanceIds": _array(_str(), minItems=1)}, required=["instanceIds"]),
+    "OrchestrationServiceStateInput": _obj(
+        {"serviceName": _str(enum=["AutomaticRepairs"]), "action": _str(enum=["Suspend", "Resume"])},
+        required=["serviceName", "action"],
+    ),
+    "OSUpgradeHistoryList": _obj(
+        {
+            "value": _array(
+                _obj(
+                    {
+                        "type": _str(),
+                        "location": _str(),
+                        "properties": _obj(
+                            {
+                                "runningStatus": _obj(
+                                    {
+                                        "code": _str(enum=["RollingForward", "Cancelled", "Completed", "Faulted"]),
+                                        "startTime": _str(),
+                                        "endTime": _str(),
+                                    }
+                                ),
+                                "progress": _obj(),
+                                "startedBy": _str(enum=["Unknown", "User", "Platform"]),
+                                "targetImageReference": _obj(),
+                                "rollbackInfo": _obj(
+                                    {
+                                        "successfullyRolledbackInstanceCount": _int(),
+                                        "failedRolledbackInstanceCount": _int(),
+                                        "rollbackError": _ref("ErrorDetail"),
+                                    }
+                                ),
+                                "error": _ref("ErrorDetail"),
+                            }
+                        ),
+                    }
+                )
+            )
+        },
+        required=["value"],
+    ),
     "RollingUpgradeStatus": _obj(
         {
             "location": _str(),
@@ -531,6 +570,53 @@ def _paths() -> dict[str, Schema]:
                 {200: _ok("OK", "RollingUpgradeStatus")},
             ),
         ),
+        VMSS + "/osRollingUpgrade": _path(
+            VMSS_P,
+            post=_operation(
+                "VirtualMachineScaleSetRollingUpgrades_StartOSUpgrade",
+                "Roll every instance to the newest image version (no automatic rollback)",
+                {202: _accepted()},
+                errors=conflict,
+            ),
+        ),
+        VMSS + "/extensionRollingUpgrade": _path(
+            VMSS_P,
+            post=_operation(
+                "VirtualMachineScaleSetRollingUpgrades_StartExtensionUpgrade",
+                "Roll extensions with enableAutomaticUpgrade to their newest published versions",
+                {202: _accepted()},
+                errors=conflict,
+            ),
+        ),
+        VMSS + "/osUpgradeHistory": _path(
+            VMSS_P,
+            get=_operation(
+                "VirtualMachineScaleSets_GetOSUpgradeHistory",
+                "The last five OS upgrades of the past two months",
+                {200: _ok("OK", "OSUpgradeHistoryList")},
+            ),
+        ),
+        VMSS + "/approveRollingUpgrade": _path(
+            VMSS_P,
+            post=_operation(
+                "VirtualMachineScaleSets_ApproveRollingUpgrade",
+                "Let deferred instances of the running OS upgrade go ahead (all when no ids are given)",
+                {202: _accepted()},
+                errors=conflict,
+                body="InstanceIds",
+                body_required=False,
+            ),
+        ),
+        VMSS + "/setOrchestrationServiceState": _path(
+            VMSS_P,
+            post=_operation(
+                "VirtualMachineScaleSets_SetOrchestrationServiceState",
+                "Suspend or resume automatic repairs",
+                {202: _accepted()},
+                errors=conflict,
+                body="OrchestrationServiceStateInput",
+            ),
+        ),
     }
     for action, (operation_id, summary, required) in SCALE_SET_ACTIONS.items():
         paths[f"{VMSS}/{action}"] = _path(
@@ -592,6 +678,15 @@ def _paths() -> dict[str, Schema]:
                 errors=conflict,
             ),
         )
+    paths[VM + "/approveRollingUpgrade"] = _path(
+        VM_P,
+        post=_operation(
+            "VirtualMachineScaleSetVMs_ApproveRollingUpgrade",
+            "Let this deferred instance of the running OS upgrade go ahead",
+            {202: _accepted()},
+            errors=conflict,
+        ),
+    )
     paths[LOCATION + "/operations/{operationId}"] = _path(
         OP_P,
         get=_operation(
