@@ -241,6 +241,44 @@ def test_rolling_upgrade_cancel_mid_flight_and_with_nothing_running(az: Az) -> N
     assert "(OperationNotAllowed)" in again.stderr, again.stderr
 
 
+def test_os_rolling_upgrade_history_and_orchestration_service_state(az: Az) -> None:
+    body = scale_set_body(capacity=2, mode="Manual")
+    body["properties"]["automaticRepairsPolicy"] = {"enabled": True, "gracePeriod": "PT30M"}  # type: ignore[index]
+    create(az, "platform", body)
+    az.ok("vmss", "rolling-upgrade", "start", "-g", GROUP, "-n", "platform", "-o", "none")
+    history = az.json(
+        "vmss",
+        "get-os-upgrade-history",
+        "-g",
+        GROUP,
+        "-n",
+        "platform",
+        "--query",
+        "[].{code: properties.runningStatus.code, by: properties.startedBy, "
+        "exact: properties.targetImageReference.exactVersion}",
+    )
+    assert history == [{"code": "Completed", "by": "User", "exact": "1.0.0"}]
+
+    def service_state() -> Any:
+        return az.json(
+            "vmss",
+            "get-instance-view",
+            "-g",
+            GROUP,
+            "-n",
+            "platform",
+            "--query",
+            "orchestrationServices[0].serviceState",
+        )
+
+    assert service_state() == "Running"
+    common = ("-g", GROUP, "-n", "platform", "--service-name", "AutomaticRepairs", "-o", "none")
+    az.ok("vmss", "set-orchestration-service-state", *common, "--action", "Suspend")
+    assert service_state() == "Suspended"
+    az.ok("vmss", "set-orchestration-service-state", *common, "--action", "Resume")
+    assert service_state() == "Running"
+
+
 def test_delete_then_show_missing_exits_3(az: Az) -> None:
     az.ok("vmss", "delete", "-g", GROUP, "-n", "manual")
     missing = az.run("vmss", "show", "-g", GROUP, "-n", "manual")
