@@ -321,9 +321,6 @@ class Engine:
             waits.append(max(busy))
         self._commit(state, waits, now)
 
-    def _has_stale_work(self, views: Sequence[InstanceView], version: int) -> bool:
-        return any(v.model_version != version and not v.protect_from_scale_set_actions for v in views)
-
     def _plan_repairs(
         self, state: ScaleSetState, views: Sequence[InstanceView], planned: Sequence[Action], now: float
     ) -> RepairPass | None:
