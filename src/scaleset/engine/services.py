@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from scaleset.domain import errors
 from scaleset.domain.actions import Delete, Event, Power, PowerAction
@@ -17,72 +17,32 @@ from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.merge import merge_patch, merge_put
 from scaleset.domain.records import Operation, ScaleSetRecord
-from scaleset.domain.repairs import RepairBook, set_service_state
 from scaleset.domain.resources import VirtualMachineScaleSet
 from scaleset.domain.upgrade.manual import plan_manual_upgrade, plan_reimage
-from scaleset.domain.upgrade.os_upgrade import USER
 from scaleset.domain.upgrade.rolling import request_cancel
-from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
+from scaleset.domain.upgrade.status import Rollout
 from scaleset.domain.validation import (
-    AZURE_CAPACITY_LIMIT,
     parse_scale_set,
-    validate_instance_ids,
-    validate_orchestration_request,
     validate_protection_policy,
     validate_scale_set,
 )
 from scaleset.engine.clock import render_time
-from scaleset.engine.engine import CANCEL_OPERATION, Engine
+from scaleset.engine.engine import CANCEL_OPERATION
+from scaleset.engine.lookups import RESOURCE_TYPE, _key, scale_set_id
+from scaleset.engine.platform import PlatformServices
 from scaleset.engine.state import ScaleSetState, model_hash
 
-RESOURCE_TYPE = "Microsoft.Compute/virtualMachineScaleSets"
+__all__ = ["RESOURCE_TYPE", "Services", "scale_set_id"]
+
 WRITE_ONLY = (("osProfile", "adminPassword"),)
-HISTORY_LENGTH = 5
-HISTORY_SECONDS = 60 * 86400.0  # "the last five OS upgrade attempts from the past two months"
-
-
-def scale_set_id(subscription: str, resource_group: str, name: str) -> str:
-    return f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/{RESOURCE_TYPE}/{name}"
-
-
-def _key(set_id: str) -> str:
-    return set_id.lower()
 
 
 def _normalise_location(location: str | None) -> str | None:
     return location.replace(" ", "").lower() if location else location
 
 
-class Services:
-    def __init__(self, engine: Engine, *, capacity_limit: int = AZURE_CAPACITY_LIMIT) -> None:
-        self.engine = engine
-        self.capacity_limit = capacity_limit
-
-    # ------------------------------------------------------------------ lookups
-
-    def _state(self, subscription: str, resource_group: str, name: str) -> ScaleSetState:
-        state = self.engine.state(_key(scale_set_id(subscription, resource_group, name)))
-        if state is None:
-            raise errors.not_found(
-                f"The Resource '{RESOURCE_TYPE}/{name}' under resource group '{resource_group}' was not found.",
-                code=errors.RESOURCE_NOT_FOUND,
-            )
-        return state
-
-    def _not_deleting(self, state: ScaleSetState, operation: str) -> None:
-        if state.record.provisioning_state == "Deleting":
-            raise errors.operation_not_allowed(
-                f"Operation '{operation}' is not allowed on Virtual Machine Scale Set '{state.record.name}' "
-                "since it is marked for deletion."
-            )
-
-    def _no_rollout(self, state: ScaleSetState, operation: str) -> None:
-        rollout = state.rollout
-        if rollout is not None and rollout.active:
-            raise errors.operation_not_allowed(
-                f"Operation '{operation}' is not allowed on Virtual Machine Scale Set '{state.record.name}' while a "
-                "rolling upgrade is in progress. Cancel it with rollingUpgrades/cancel or wait for it to finish."
-            )
+class Services(PlatformServices):
+    """Every user-visible operation; the lookups and the platform's own operations come from the bases."""
 
     # ------------------------------------------------------------------ scale set CRUD
 
@@ -256,12 +216,6 @@ class Services:
 
     # ------------------------------------------------------------------ instance actions
 
-    def _views(self, state: ScaleSetState) -> list[InstanceView]:
-        return self.engine.observe(state, self.engine.clock.now())
-
-    def _ids(self, state: ScaleSetState, ids: object) -> list[int] | Literal["*"]:
-        return validate_instance_ids(ids, existing=set(state.instances))
-
     def update_instances(self, subscription: str, resource_group: str, name: str, ids: object) -> Operation:
         """``manualupgrade``: bring the named instances (or ``"*"``) to the latest model."""
         state = self._state(subscription, resource_group, name)
@@ -402,115 +356,6 @@ class Services:
                 f"No rolling upgrade has run on Virtual Machine Scale Set '{name}'.", code=errors.NOT_FOUND
             )
         return state.rollout
-
-    def start_os_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
-        """``POST osRollingUpgrade``: roll every instance to the newest image version, no automatic rollback."""
-        state = self._state(subscription, resource_group, name)
-        self._not_deleting(state, "osRollingUpgrade")
-        self._no_rollout(state, "osRollingUpgrade")
-        record = state.record
-        if record.os_upgrade_requested is not None or record.extension_upgrade_requested or record.rollout_requested:
-            raise errors.operation_not_allowed(
-                f"Operation 'osRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while another "
-                "rolling upgrade is starting."
-            )
-        engine = self.engine
-        op = engine.start_operation(state, "osRollingUpgrade")
-        record.os_upgrade_requested, record.os_upgrade_operation = USER, op.operation_id
-        engine.mark_set_change(state)
-        engine.emit(state, Event("osUpgradeRequested", {"startedBy": USER}))
-        engine.persist(state)
-        engine.wake(state.set_id)
-        return op
-
-    def start_extension_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
-        """``POST extensionRollingUpgrade``: bring extensions with ``enableAutomaticUpgrade`` to their newest
-        published versions, batch by batch under the scale set's rolling policy."""
-        state = self._state(subscription, resource_group, name)
-        self._not_deleting(state, "extensionRollingUpgrade")
-        self._no_rollout(state, "extensionRollingUpgrade")
-        record = state.record
-        if record.extension_upgrade_requested is not None or record.os_upgrade_requested or record.rollout_requested:
-            raise errors.operation_not_allowed(
-                f"Operation 'extensionRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while "
-                "another rolling upgrade is starting."
-            )
-        engine = self.engine
-        op = engine.start_operation(state, "extensionRollingUpgrade")
-        record.extension_upgrade_requested, record.extension_upgrade_operation = USER, op.operation_id
-        engine.mark_set_change(state)
-        engine.emit(state, Event("extensionUpgradeRequested", {"startedBy": USER}))
-        engine.persist(state)
-        engine.wake(state.set_id)
-        return op
-
-    def os_upgrade_history(self, subscription: str, resource_group: str, name: str) -> list[Rollout]:
-        """The last five OS upgrades of the past 60 days, newest first (reference §5.1)."""
-        state = self._state(subscription, resource_group, name)
-        now = self.engine.clock.now()
-        found = []
-        for rollout_id, data in reversed(self.engine.store.list_rollouts(state.set_id)):
-            if state.rollout is not None and rollout_id == state.rollout.rollout_id:
-                rollout = state.rollout
-            else:
-                rollout = Rollout.model_validate(data)
-            if rollout.kind != OS_UPGRADE or rollout.started_at < now - HISTORY_SECONDS:
-                continue
-            found.append(rollout)
-            if len(found) == HISTORY_LENGTH:
-                break
-        return found
-
-    def approve_rolling_upgrade(
-        self, subscription: str, resource_group: str, name: str, ids: object | None
-    ) -> Operation:
-        """``approveRollingUpgrade``: let deferred instances of the running OS upgrade go ahead (all when no ids)."""
-        state = self._state(subscription, resource_group, name)
-        rollout = state.rollout
-        if rollout is None or not rollout.active or rollout.kind != OS_UPGRADE or not rollout.deferral:
-            raise errors.operation_not_allowed(
-                f"There is no OS rolling upgrade waiting for approval on Virtual Machine Scale Set '{name}'."
-            )
-        chosen = "*" if ids is None else self._ids(state, ids)
-        approved = rollout.clone()
-        if chosen == "*":
-            approved.approve_all = True
-        else:
-            approved.approved = sorted(set(approved.approved) | set(chosen))
-        state.rollout = approved
-        state.rollout_dirty = True
-        engine = self.engine
-        engine.emit(
-            state,
-            Event(
-                "rollingUpgradeApproved",
-                {"instanceIds": "*" if chosen == "*" else [str(i) for i in chosen]},
-            ),
-        )
-        op = engine.start_operation(state, "approveRollingUpgrade", pending=False)
-        engine.persist(state)
-        engine.wake(state.set_id)
-        return op
-
-    def set_orchestration_service_state(
-        self, subscription: str, resource_group: str, name: str, body: object
-    ) -> Operation:
-        """``setOrchestrationServiceState``: suspend or resume automatic repairs."""
-        state = self._state(subscription, resource_group, name)
-        self._not_deleting(state, "setOrchestrationServiceState")
-        service, action = validate_orchestration_request(body)
-        record = state.record
-        book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
-        engine = self.engine
-        changed, event = set_service_state(
-            state.vmss.properties.automaticRepairsPolicy, book, action, now=engine.clock.now()
-        )
-        record.repairs = changed.model_dump(mode="json")
-        engine.emit(state, Event(event.kind, {"serviceName": service, **event.data}))
-        op = engine.start_operation(state, "setOrchestrationServiceState", pending=False)
-        engine.persist(state)
-        engine.wake(state.set_id)
-        return op
 
     # ------------------------------------------------------------------ VMs
 
