@@ -498,6 +498,18 @@ def test_still_unhealthy_at_the_deadline_fails_and_is_a_candidate_again() -> Non
     assert kinds(out) == ["repairFailed", "repairStarted"]
 
 
+def test_a_subject_still_initializing_at_the_deadline_is_judged_once_its_health_is_known() -> None:
+    # The health extension's own grace period outlasts the repairs grace: wait for its verdict, neither fail nor
+    # repair again meanwhile.
+    book = booked(attempt(3, action="Restart", started_at=NOW - 700))
+    view = vm(3, health=HealthState.INITIALIZING, ready_at=NOW - GRACE, stable_until=NOW + 30)
+    out = plan([view], book=book, pol=policy("Restart"))
+    assert out.events == [] and out.actions == []
+    assert out.wake_at == NOW + 30
+    later = plan([vm(3, health=HEALTHY, ready_at=NOW - GRACE)], book=out.book, pol=policy("Restart"))
+    assert kinds(later) == ["repairSucceeded"]
+
+
 def test_provisioning_failed_fails_the_repair_and_is_not_repaired_again() -> None:
     view = vm(NEXT_ID, provisioning=ProvisioningState.FAILED, error_code="VMExtensionProvisioningError")
     out = plan([view], book=booked(attempt(NEXT_ID, original=5)))

@@ -24,7 +24,8 @@ held), then, when the service is running, starts new repairs:
   disk on the instance's own model; id and data disks kept. Restart: restart it.
 * **Outcome.** The subject of an attempt is the instance whose health decides it (for Replace the new instance).
   Once its action has finished, it has the grace period to turn healthy: healthy -> ``repairSucceeded`` and the
-  failure count goes back to 0; provisioning Failed, the subject gone, or still not healthy at the deadline ->
+  failure count goes back to 0; provisioning Failed, the subject gone, or still not healthy at the deadline (and no
+  longer Initializing: a health source still in its own grace period is waited for) ->
   ``repairFailed``. After ``REPAIR_FAILURE_LIMIT`` consecutive failures the platform suspends the service.
 
 Choices *(ours)*:
@@ -386,6 +387,12 @@ def _judge(
         attempt.deadline = finished_at + grace
     if view.is_healthy:
         return {}
+    if now >= attempt.deadline and view.health is HealthState.INITIALIZING:
+        # The health source has not decided yet (the extension's own grace period): judge once it has.
+        waits.append(
+            view.stable_until if view.stable_until is not None and view.stable_until > now else now + POLL_SECONDS
+        )
+        return None
     if now >= attempt.deadline:
         return {
             "reason": "unhealthyAfterGracePeriod",
