@@ -339,11 +339,15 @@ def test_in_flight_attempts_count_against_the_limit() -> None:
     assert out.wake_at == NOW + 20  # the in-flight restart's eta
 
 
-def test_watched_attempts_do_not_count_against_the_limit() -> None:
+def test_watched_attempts_count_against_the_limit_until_decided() -> None:
+    # Instance 0's restart finished but it is not healthy yet: the one repair a set under 20 allows is still
+    # taken, so instance 1 waits; once 0 is healthy, 1 is repaired.
     views = [vm(0, health=UNHEALTHY, ready_at=NOW - 10), vm(1, health=UNHEALTHY), *fleet(19)[2:]]
     book = booked(attempt(0, action="Restart", deadline=NOW - 10 + GRACE))
     out = plan(views, book=book, pol=policy("Restart"))
-    assert repaired(out) == [1]
+    assert repaired(out) == [] and waiting(out) == {"1": "batchLimit"}
+    healed = [vm(0, ready_at=NOW - 10), vm(1, health=UNHEALTHY), *fleet(19)[2:]]
+    assert repaired(plan(healed, book=out.book, pol=policy("Restart"))) == [1]
 
 
 def test_an_in_flight_replace_counts_once_in_the_set_size() -> None:

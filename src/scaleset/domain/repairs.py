@@ -16,9 +16,10 @@ held), then, when the service is running, starts new repairs:
   ``max(quiet_since, last_change) + grace``, where ``last_change`` is when its last action finished (``ready_at``,
   else ``created_at``) and ``quiet_since`` the last scale-set-level change (PUT/PATCH/POST, or a rollout's end).
   Example: grace 10 min, the set last changed at t=100, instance 3 became ready at t=400 -> repairable at t=1000.
-* **Batching.** At most ``max(1, floor(N * 5 / 100))`` attempts in flight (the action still running), which is 1
-  whenever N < 20: 19 instances -> 1, 40 -> 2, 100 -> 5, 1000 -> 50. Watched attempts (action done, waiting for
-  health) do not count. Candidates are taken in ascending instance id.
+* **Batching.** At most ``max(1, floor(N * 5 / 100))`` attempts in the book at once, which is 1
+  whenever N < 20: 19 instances -> 1, 40 -> 2, 100 -> 5, 1000 -> 50. A repair counts until it is decided
+  (its instance healthy, or the repair failed), not only while its action runs *(ours: the safer reading of
+  "repaired at once")*. Candidates are taken in ascending instance id.
 * **Actions** (``repairAction``, default Replace). Replace: delete the instance and create one with a new id on the
   latest model in its zone and fault domain, together (the new VM is created without waiting). Reimage: a fresh OS
   disk on the instance's own model; id and data disks kept. Restart: restart it.
@@ -230,7 +231,7 @@ def plan_repairs(
             else:
                 ready.append((view, trigger, ends))
         limit = _batch_limit(_population(views, b))
-        in_flight = sum(1 for attempt in b.attempts.values() if attempt.deadline is None)
+        in_flight = len(b.attempts)  # a repair counts until it is decided: its instance healthy, or failed
         room = max(0, limit - in_flight)
         for view, _, _ in ready[room:]:
             waiting[view.instance_id] = ("batchLimit", {"limit": limit, "inFlight": in_flight})
