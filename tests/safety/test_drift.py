@@ -248,3 +248,24 @@ def test_live_scale_set_input_type(server: Server, drifted: tuple[str, str]) -> 
     group, name = drifted
     web: ScaleSetInput = load_one(f"live:{group}/{name}", endpoint=server.base, data_dir=str(server.data_dir))
     assert web.capacity == 4 and web.model.capacity == 4
+
+
+def test_live_audit_sees_suspended_repairs(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    """SS027 reads the live scale set's instance view: repairs enabled, but the service suspended."""
+    compute, group = server.compute(), "drift-repairs"
+    server.resources().resource_groups.create_or_update(group, {"location": "westus"})
+    body: Any = scale_set_body(capacity=1, mode="Manual")
+    body["properties"]["automaticRepairsPolicy"] = {"enabled": True, "gracePeriod": "PT30M"}
+    sets = compute.virtual_machine_scale_sets
+    sets.begin_create_or_update(group, "repairs", body).result()
+
+    def ss027() -> list[Any]:
+        main(["audit", "-g", group, "-n", "repairs", *_where(server), "-o", "json"])
+        findings = json.loads(capsys.readouterr().out)["results"]
+        return [f for f in findings if f["ruleId"] == "SS027"]
+
+    assert ss027() == []
+    suspend = {"serviceName": "AutomaticRepairs", "action": "Suspend"}
+    sets.begin_set_orchestration_service_state(group, "repairs", suspend).result()
+    [finding] = ss027()
+    assert "Suspended" in json.dumps(finding)

@@ -1,8 +1,9 @@
 """Live scale sets, through the Azure SDK: the local emulator (found as the ``scaleset`` client finds it, see
 :mod:`scaleset.cli.connect`) or real Azure (``cloud="azure"``: ``DefaultAzureCredential``).
 
-One GET of the scale set and one list of its VMs with ``$expand=instanceView``; each VM becomes an
-:class:`InstanceFacts` (image ``exactVersion``, ``latestModelApplied``, ``vmHealth``, statuses, protection, zone).
+One GET of the scale set, one of its instance view (for ``orchestrationServices``), and one list of its VMs with
+``$expand=instanceView``; each VM becomes an :class:`InstanceFacts` (image ``exactVersion``,
+``latestModelApplied``, ``vmHealth``, statuses, protection, zone).
 """
 
 from __future__ import annotations
@@ -85,10 +86,22 @@ def load_live(
             vm.as_dict()
             for vm in compute.virtual_machine_scale_set_vms.list(resource_group, name, expand="instanceView")
         ]
+        set_view = compute.virtual_machine_scale_sets.get_instance_view(resource_group, name).as_dict()
     except Exception as exc:  # the SDK's errors, as the client prints them: "(ResourceNotFound) ..."
         endpoint_shown = session.target.endpoint if session.target.local else None
         raise InputError(f"live {resource_group}/{name}: {describe(exc, endpoint=endpoint_shown)[0]}") from None
     body = {k: v for k, v in wire.items() if k not in ("id", "name", "type", "etag", "systemData")}
+    services = set_view.get("orchestration_services") or set_view.get("orchestrationServices")
+    if services:  # what the rules read of the scale set's instance view (SS027: repairs suspended)
+        body["instanceView"] = {
+            "orchestrationServices": [
+                {
+                    "serviceName": s.get("service_name") or s.get("serviceName"),
+                    "serviceState": s.get("service_state") or s.get("serviceState"),
+                }
+                for s in services
+            ]
+        }
     instances = tuple(sorted((instance_facts(vm) for vm in vms), key=_instance_sort_key))
     return [
         to_input(
