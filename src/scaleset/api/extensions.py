@@ -95,8 +95,8 @@ async def put_extension(request: Request, runtime: Runtime, *, publisher: str, k
         raise ApiError(400, "InvalidParameter", f"Invalid extension version: {message}", where) from exc
     existed = runtime.store.get_document(EXTENSIONS, extension.key) is not None
     runtime.store.put_document(EXTENSIONS, extension.key, extension.model_dump())
-    starting = runtime.engine.catalogue_changed()
-    answer = {**extension.model_dump(), "extensionUpgradesDue": len(starting)}
+    runtime.engine.catalogue_changed()
+    answer = {**extension.model_dump(), "extensionUpgradesDue": len(runtime.engine.extension_upgrades_due())}
     return json_response(request, answer, 200 if existed else 201)
 
 

@@ -1,14 +1,14 @@
 """The ``scaleset`` client: ``az vmss``-style commands that speak ARM over HTTPS through the Azure SDK.
 
-``scaleset vmss ...``, ``scaleset group ...``, ``scaleset fault ...`` and ``scaleset image ...`` talk to a running
-``scaleset serve`` (found by itself: see :mod:`scaleset.cli.connect`) or, with ``--cloud azure``, to Azure. This
-package never imports the server, the engine or the domain (an import-linter contract holds it to that): everything
-goes over HTTP.
+``scaleset vmss ...``, ``scaleset group ...``, ``scaleset fault ...``, ``scaleset image ...`` and
+``scaleset extension ...`` talk to a running ``scaleset serve`` (found by itself: see :mod:`scaleset.cli.connect`)
+or, with ``--cloud azure``, to Azure. This package never imports the server, the engine or the domain (an
+import-linter contract holds it to that): everything goes over HTTP.
 """
 
 from __future__ import annotations
 
-from scaleset.cli import faults, groups, images, load, rolling, upgrades, vmss
+from scaleset.cli import extensions, faults, groups, images, load, rolling, upgrades, vmss
 from scaleset.cli.parsing import CliArgumentParser
 from scaleset.cli.registry import Parents, SubParsers, group
 
@@ -16,7 +16,7 @@ __all__ = ["CliArgumentParser", "add_parsers"]
 
 
 def add_parsers(sub: SubParsers) -> None:
-    """Register ``vmss``, ``group``, ``fault`` and ``image`` next to the server's own verbs."""
+    """Register ``vmss``, ``group``, ``fault``, ``image`` and ``extension`` next to the server's own verbs."""
     parents = Parents.build()
     vmss_sub = group(sub, "vmss", "manage scale sets, as az vmss does")
     vmss.register(vmss_sub, parents)
@@ -27,3 +27,4 @@ def add_parsers(sub: SubParsers) -> None:
     faults.register(group(sub, "fault", "inject faults and set instance health (local emulator only)"), parents)
     load.register(sub)
     images.register(group(sub, "image", "publish and list image versions (local emulator only)"), parents)
+    extensions.register(group(sub, "extension", "publish and list extension versions (local emulator only)"), parents)

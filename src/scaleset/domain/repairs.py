@@ -57,6 +57,8 @@ Events (``Event.kind``): ``repairWaiting`` (once per instance and reason: ``grac
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -113,9 +115,10 @@ class RepairBook(BaseModel):
     noted: dict[int, str] = Field(default_factory=dict)
 
     def clone(self) -> RepairBook:
-        """A copy that shares nothing mutable with this one."""
+        """A copy whose containers are its own. Attempts are shared: the planner replaces an attempt it changes
+        (:func:`_track`) rather than changing it, so neither book sees the other's changes."""
         copied = self.model_copy()
-        copied.attempts = {key: attempt.model_copy() for key, attempt in self.attempts.items()}
+        copied.attempts = dict(self.attempts)
         copied.noted = dict(self.noted)
         return copied
 
@@ -196,21 +199,25 @@ def plan_repairs(
     _track(out, by_id, grace=grace, now=now, waits=waits)
     b = out.book
     if policy is None or not policy.enabled or b.suspended:
-        out.wake_at = min(waits, default=None)
+        out.wake_at = _tick(min(waits, default=None), now)
         return out
 
-    subjects = set(b.attempts)
+    subjects = b.attempts
     waiting: dict[int, tuple[str, dict[str, Any]]] = {}
     candidates: list[tuple[InstanceView, str]] = []
-    watch: list[float] = []  # when instances that are not candidates may change
-    for view in sorted(views, key=lambda v: v.instance_id):
-        if view.provisioning is ProvisioningState.DELETING or view.health is None or view.instance_id in subjects:
+    watch: float | None = None  # the earliest time an instance that is not a candidate may change
+    # Every pass runs this loop over every instance: the common case (healthy, or no health source) is decided
+    # first, with module constants rather than enum lookups.
+    for view in sorted(views, key=_ID):
+        health = view.health
+        if health is None or view.instance_id in subjects or view.provisioning is _DELETING:
             continue
-        trigger = _trigger(view, rich=rich)
+        trigger = None if health is _HEALTHY or health is _INITIALIZING else _trigger(view, rich=rich)
         protected = view.protect_from_scale_in or view.protect_from_scale_set_actions
         if trigger is None:
-            if not protected and view.stable_until is not None and view.stable_until > now:
-                watch.append(view.stable_until)
+            until = view.stable_until
+            if not protected and until is not None and until > now and (watch is None or until < watch):
+                watch = until
         elif protected:
             waiting[view.instance_id] = ("protected", {})
         else:
@@ -220,7 +227,8 @@ def plan_repairs(
         for view, _ in candidates:
             waiting[view.instance_id] = ("heldByRollingUpgrade", {})
     else:
-        waits.extend(watch)
+        if watch is not None:
+            waits.append(watch)
         ready: list[tuple[InstanceView, str, float]] = []
         for view, trigger in candidates:
             last_change = view.ready_at if view.ready_at is not None else view.created_at
@@ -230,8 +238,8 @@ def plan_repairs(
                 waits.append(ends)
             else:
                 ready.append((view, trigger, ends))
-        limit = _batch_limit(_population(views, b))
         in_flight = len(b.attempts)  # a repair counts until it is decided: its instance healthy, or failed
+        limit = _batch_limit(_population(views, b)) if ready else 0
         room = max(0, limit - in_flight)
         for view, _, _ in ready[room:]:
             waiting[view.instance_id] = ("batchLimit", {"limit": limit, "inFlight": in_flight})
@@ -252,8 +260,28 @@ def plan_repairs(
             waits.append(now)
 
     _note(out, waiting)
-    out.wake_at = min(waits, default=None)
+    out.wake_at = _tick(min(waits, default=None), now)
     return out
+
+
+def _tick(when: float | None, now: float) -> float | None:
+    """When to look again: at once if due, else at the next multiple of ``POLL_SECONDS`` from ``when`` on.
+
+    The repair service polls, as Azure's does, rather than waking for each instance's every change: in a big set
+    hundreds of repairs finish at scattered moments, and one pass per moment would cost a pass over every instance
+    each time. Decisions come at most ``POLL_SECONDS`` late.
+
+    >>> _tick(12.0, 10.0), _tick(15.0, 10.0), _tick(9.0, 10.0), _tick(None, 10.0)
+    (15.0, 15.0, 10.0, None)
+    """
+    if when is None or when <= now:
+        return when if when is None else now
+    return math.ceil(when / POLL_SECONDS) * POLL_SECONDS
+
+
+_ID = operator.attrgetter("instance_id")
+_DELETING = ProvisioningState.DELETING
+_HEALTHY, _INITIALIZING = HealthState.HEALTHY, HealthState.INITIALIZING
 
 
 def _trigger(view: InstanceView, *, rich: bool) -> str | None:
@@ -336,6 +364,8 @@ def _track(out: RepairPass, by_id: dict[int, InstanceView], *, grace: float, now
     b = out.book
     for key in sorted(b.attempts):
         attempt = b.attempts[key]
+        if attempt.deadline is None:  # _judge may set its deadline: change a copy, never the caller's attempt
+            attempt = b.attempts[key] = attempt.model_copy()
         view = by_id.get(attempt.instance_id)
         failure = _judge(attempt, view, grace=grace, now=now, waits=waits)
         if failure is None:

@@ -31,7 +31,7 @@ from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, T
 from scaleset.domain.upgrade.status import OS_UPGRADE, Phase, RollingStatusCode
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
-from scaleset.engine.starts import outdated_instances, start_due_rollout
+from scaleset.engine.starts import extension_upgrade_due, outdated_instances, start_due_rollout
 from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
 from scaleset.store.base import Store
 
@@ -328,7 +328,11 @@ class Engine:
         policy = vmss.properties.automaticRepairsPolicy
         if (policy is None or not policy.enabled) and not record.repairs:
             return None
-        book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
+        cached = state.repair_book
+        if cached is not None and cached[0] is record.repairs:
+            book = cached[1]  # parsing hundreds of attempts every pass would dominate it
+        else:
+            book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
         if policy is not None and self.repairs_grace is not None:
             policy = policy.model_copy(update={"gracePeriod": format_duration(self.repairs_grace)})
         probe = state.model(self.store, record.model_version, self.catalogue()).probe
@@ -345,10 +349,10 @@ class Engine:
             next_instance_id=max([record.next_instance_id, *(i + 1 for i in created)]),
             model_version=record.model_version,
         )
-        dumped = result.book.model_dump(mode="json")
-        if dumped != record.repairs:
-            record.repairs = dumped
+        if result.book != book:
+            record.repairs = result.book.model_dump(mode="json")
             state.record_dirty = True
+        state.repair_book = (record.repairs, result.book)
         return result
 
     def mark_set_change(self, state: ScaleSetState) -> None:
@@ -377,6 +381,15 @@ class Engine:
                 starting.append(state.set_id)
             self.wake(state.set_id, now)
         return starting
+
+    def extension_upgrades_due(self) -> list[str]:
+        """The scale sets whose next pass starts a platform extension upgrade (after a publish)."""
+        due = []
+        for state in self.states():
+            busy = state.rollout is not None and state.rollout.active
+            if state.record.provisioning_state != "Deleting" and not busy and extension_upgrade_due(self, state):
+                due.append(state.set_id)
+        return due
 
     def _pass_deleting(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> None:
         for view in views:

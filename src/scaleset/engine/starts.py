@@ -126,7 +126,7 @@ def _extension_rollout(engine: Engine, state: ScaleSetState, now: float) -> tupl
         started_by, operation_id = record.extension_upgrade_requested, record.extension_upgrade_operation
         record.extension_upgrade_requested = record.extension_upgrade_operation = None
         state.record_dirty = True
-    elif targets and targets != record.extension_upgrade_attempted and _any_outdated(state, targets):
+    elif _platform_extension_upgrade_due(state, targets):
         started_by = PLATFORM
     if started_by is None:
         return None
@@ -145,6 +145,15 @@ def _extension_rollout(engine: Engine, state: ScaleSetState, now: float) -> tupl
     rollout.target_extensions = dict(targets)
     facts = {"rolloutKind": EXTENSION_UPGRADE, "startedBy": started_by, "targetExtensions": dict(targets)}
     return rollout, facts
+
+
+def extension_upgrade_due(engine: Engine, state: ScaleSetState) -> bool:
+    """Whether the platform would start an extension upgrade on ``state`` now."""
+    return _platform_extension_upgrade_due(state, extension_targets(engine, state))
+
+
+def _platform_extension_upgrade_due(state: ScaleSetState, targets: dict[str, str]) -> bool:
+    return bool(targets) and targets != state.record.extension_upgrade_attempted and _any_outdated(state, targets)
 
 
 def _any_outdated(state: ScaleSetState, targets: dict[str, str]) -> bool:

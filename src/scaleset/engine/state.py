@@ -18,6 +18,7 @@ from scaleset.domain.health import probe_settings
 from scaleset.domain.images import requested_version, resolve_version
 from scaleset.domain.instances import InstanceView
 from scaleset.domain.records import InstanceRecord, Operation, ScaleSetRecord
+from scaleset.domain.repairs import RepairBook
 from scaleset.domain.resources import Extension, ImageReference, VirtualMachineScaleSet
 from scaleset.domain.upgrade.status import Rollout
 from scaleset.store.base import Store
@@ -65,6 +66,7 @@ class ScaleSetState:
     revision: int = 0  # bumped by every change, so renderings of this state can be cached
     render_cache: dict[Any, tuple[int, float, bytes]] = field(default_factory=dict)
     extension_lists: dict[int, list[Extension]] = field(default_factory=dict)
+    repair_book: tuple[dict[str, Any], RepairBook] | None = None  # record.repairs (by identity) and its parse
 
     @property
     def set_id(self) -> str:
