@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 import requests
-from tests.api.conftest import Server, start_server
+from azure.mgmt.compute import ComputeManagementClient
+from tests.api.conftest import Recorder, Server, start_server
 
 API = "2024-11-01"
 HEALTH_WAIT = "PT8S"
@@ -458,13 +459,12 @@ class Live:
         return self.server.data_dir
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """One process-backend server shared by a module's tests (each test uses scale sets of its own)."""
-    data_dir = tmp_path_factory.mktemp("process-serve")
-    process, server = start_process_server(data_dir)
+@contextlib.contextmanager
+def serving(data_dir: Path, extra: tuple[str, ...] = ()) -> Iterator[tuple[subprocess.Popen[bytes], Server]]:
+    """A process-backend server; when done, it must exit 0 and leave no instance process behind."""
+    process, server = start_process_server(data_dir, extra=extra)
     try:
-        yield Live(process, server, Api(server))
+        yield process, server
     finally:
         try:
             code = terminate(process)
@@ -473,3 +473,40 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             kill_leftovers(data_dir)
         assert code == 0, server_log(data_dir)
         assert left == [], "instances outlived the server"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One process-backend server shared by a module's tests (each test uses scale sets of its own)."""
+    with serving(tmp_path_factory.mktemp("process-serve")) as (process, server):
+        yield Live(process, server, Api(server))
+
+
+@dataclass
+class Rig:
+    """A module's own process-backend server, with an SDK client whose answers a recorder checks."""
+
+    server: Server
+    api: Api
+    recorder: Recorder
+    compute: ComputeManagementClient
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+
+@contextlib.contextmanager
+def rig_serving(data_dir: Path, extra: tuple[str, ...]) -> Iterator[Rig]:
+    with serving(data_dir, extra) as (_process, server):
+        recorder = Recorder()
+        yield Rig(server, Api(server), recorder, server.compute(recorder))
+
+
+def checked(rig: Rig) -> Iterator[ComputeManagementClient]:
+    """The rig's SDK client for one test; every answer it got must pass the official specification."""
+    rig.recorder.seen.clear()
+    yield rig.compute
+    problems = rig.recorder.problems()
+    rig.recorder.seen.clear()
+    assert problems == [], "\n".join(problems)

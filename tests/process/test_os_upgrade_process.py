@@ -13,24 +13,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.mgmt.compute import ComputeManagementClient
-from tests.api.conftest import Recorder, Server
 from tests.process.conftest import (
     Api,
     Load,
+    Rig,
+    checked,
     get,
     health_extension,
     instance_home,
-    kill_leftovers,
-    our_processes,
-    server_log,
-    start_process_server,
-    terminate,
+    rig_serving,
     wait_for,
 )
 
@@ -62,44 +58,17 @@ COMMAND = [
 ]
 
 
-@dataclass
-class Rig:
-    server: Server
-    api: Api
-    recorder: Recorder
-    compute: ComputeManagementClient
-
-    @property
-    def data_dir(self) -> Path:
-        return self.server.data_dir
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    """A process-backend server with a short health wait; no instance of it outlives the module."""
-    data_dir = tmp_path_factory.mktemp("os-upgrade-serve")
-    process, server = start_process_server(data_dir, extra=("--health-wait", f"PT{HEALTH_WAIT:g}S"))
-    recorder = Recorder()
-    try:
-        yield Rig(server, Api(server), recorder, server.compute(recorder))
-    finally:
-        try:
-            code = terminate(process)
-            left = our_processes(data_dir)
-        finally:
-            kill_leftovers(data_dir)
-        assert code == 0, server_log(data_dir)
-        assert left == [], "instances outlived the server"
+    with rig_serving(
+        tmp_path_factory.mktemp("os-upgrade-serve"), ("--health-wait", f"PT{HEALTH_WAIT:g}S")
+    ) as serving_rig:
+        yield serving_rig
 
 
 @pytest.fixture
 def sdk(rig: Rig) -> Iterator[ComputeManagementClient]:
-    """The SDK client; every answer it got must pass the official specification (and none may be a 5xx)."""
-    rig.recorder.seen.clear()
-    yield rig.compute
-    problems = rig.recorder.problems()
-    rig.recorder.seen.clear()
-    assert problems == [], "\n".join(problems)
+    yield from checked(rig)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -17,23 +17,19 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.mgmt.compute import ComputeManagementClient
-from tests.api.conftest import Recorder, Server
 from tests.process.conftest import (
     Api,
+    Rig,
+    checked,
     health_extension,
     instance_home,
-    kill_leftovers,
-    our_processes,
+    rig_serving,
     scale_set,
-    server_log,
-    start_process_server,
-    terminate,
     wait_for,
 )
 
@@ -44,44 +40,15 @@ VICTIM = "1"
 APP = b"scaleset.demo.app"  # in the demo application's command line (and the guard shell's arguments)
 
 
-@dataclass
-class Rig:
-    server: Server
-    api: Api
-    recorder: Recorder
-    compute: ComputeManagementClient
-
-    @property
-    def data_dir(self) -> Path:
-        return self.server.data_dir
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    """A process-backend server with ``--repairs-grace``; no instance of it outlives the module."""
-    data_dir = tmp_path_factory.mktemp("repairs-serve")
-    process, server = start_process_server(data_dir, extra=("--repairs-grace", f"PT{GRACE:g}S"))
-    recorder = Recorder()
-    try:
-        yield Rig(server, Api(server), recorder, server.compute(recorder))
-    finally:
-        try:
-            code = terminate(process)
-            left = our_processes(data_dir)
-        finally:
-            kill_leftovers(data_dir)
-        assert code == 0, server_log(data_dir)
-        assert left == [], "instances outlived the server"
+    with rig_serving(tmp_path_factory.mktemp("repairs-serve"), ("--repairs-grace", f"PT{GRACE:g}S")) as serving_rig:
+        yield serving_rig
 
 
 @pytest.fixture
 def sdk(rig: Rig) -> Iterator[ComputeManagementClient]:
-    """The SDK client; every Microsoft.Compute answer it got must pass the official specification."""
-    rig.recorder.seen.clear()
-    yield rig.compute
-    problems = rig.recorder.problems()
-    rig.recorder.seen.clear()
-    assert problems == [], "\n".join(problems)
+    yield from checked(rig)
 
 
 # ---------------------------------------------------------------------- helpers

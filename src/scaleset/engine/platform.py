@@ -19,41 +19,32 @@ HISTORY_SECONDS = 60 * 86400.0  # "the last five OS upgrade attempts from the pa
 class PlatformServices(ServicesBase):
     def start_os_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
         """``POST osRollingUpgrade``: roll every instance to the newest image version, no automatic rollback."""
-        state = self._state(subscription, resource_group, name)
-        self._not_deleting(state, "osRollingUpgrade")
-        self._no_rollout(state, "osRollingUpgrade")
-        record = state.record
-        if record.os_upgrade_requested is not None or record.extension_upgrade_requested or record.rollout_requested:
-            raise errors.operation_not_allowed(
-                f"Operation 'osRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while another "
-                "rolling upgrade is starting."
-            )
-        engine = self.engine
-        op = engine.start_operation(state, "osRollingUpgrade")
-        record.os_upgrade_requested, record.os_upgrade_operation = USER, op.operation_id
-        engine.mark_set_change(state)
-        engine.emit(state, Event("osUpgradeRequested", {"startedBy": USER}))
-        engine.persist(state)
-        engine.wake(state.set_id)
-        return op
+        return self._request_upgrade(subscription, resource_group, name, "osRollingUpgrade")
 
     def start_extension_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
         """``POST extensionRollingUpgrade``: bring extensions with ``enableAutomaticUpgrade`` to their newest
         published versions, batch by batch under the scale set's rolling policy."""
+        return self._request_upgrade(subscription, resource_group, name, "extensionRollingUpgrade")
+
+    def _request_upgrade(self, subscription: str, resource_group: str, name: str, kind: str) -> Operation:
+        """Record a user's request for an OS or extension upgrade; the next pass starts it (engine/starts.py)."""
         state = self._state(subscription, resource_group, name)
-        self._not_deleting(state, "extensionRollingUpgrade")
-        self._no_rollout(state, "extensionRollingUpgrade")
+        self._not_deleting(state, kind)
+        self._no_rollout(state, kind)
         record = state.record
-        if record.extension_upgrade_requested is not None or record.os_upgrade_requested or record.rollout_requested:
+        if record.os_upgrade_requested or record.extension_upgrade_requested or record.rollout_requested:
             raise errors.operation_not_allowed(
-                f"Operation 'extensionRollingUpgrade' is not allowed on Virtual Machine Scale Set '{name}' while "
-                "another rolling upgrade is starting."
+                f"Operation '{kind}' is not allowed on Virtual Machine Scale Set '{name}' while another rolling "
+                "upgrade is starting."
             )
         engine = self.engine
-        op = engine.start_operation(state, "extensionRollingUpgrade")
-        record.extension_upgrade_requested, record.extension_upgrade_operation = USER, op.operation_id
+        op = engine.start_operation(state, kind)
+        if kind == "osRollingUpgrade":
+            record.os_upgrade_requested, record.os_upgrade_operation = USER, op.operation_id
+        else:
+            record.extension_upgrade_requested, record.extension_upgrade_operation = USER, op.operation_id
         engine.mark_set_change(state)
-        engine.emit(state, Event("extensionUpgradeRequested", {"startedBy": USER}))
+        engine.emit(state, Event(f"{kind.removesuffix('RollingUpgrade')}UpgradeRequested", {"startedBy": USER}))
         engine.persist(state)
         engine.wake(state.set_id)
         return op
