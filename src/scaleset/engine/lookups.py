@@ -46,8 +46,9 @@ class ServicesBase:
             )
 
     def _no_rollout(self, state: ScaleSetState, operation: str) -> None:
-        rollout = state.rollout
-        if rollout is not None and rollout.active:
+        rollout, record = state.rollout, state.record
+        starting = record.os_upgrade_requested is not None or record.extension_upgrade_requested is not None
+        if (rollout is not None and rollout.active) or starting:
             raise errors.operation_not_allowed(
                 f"Operation '{operation}' is not allowed on Virtual Machine Scale Set '{state.record.name}' while a "
                 "rolling upgrade is in progress. Cancel it with rollingUpgrades/cancel or wait for it to finish."
