@@ -15,7 +15,6 @@ from typing import Any
 
 from scaleset.backends import base
 from scaleset.backends.base import InstanceBackend
-from scaleset.domain import errors
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
 from scaleset.domain.capacity import plan_capacity
 from scaleset.domain.durations import format_duration
@@ -28,15 +27,15 @@ from scaleset.domain.resources import UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.os_upgrade import platform_upgrade_due
 from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling
-from scaleset.domain.upgrade.status import OS_UPGRADE, Phase, RollingStatusCode
+from scaleset.domain.upgrade.status import OS_UPGRADE
 from scaleset.engine.clock import Clock, VirtualClock
+from scaleset.engine.operations import settle_operations
 from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
 from scaleset.engine.starts import extension_upgrade_due, outdated_instances, start_due_rollout
 from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
 from scaleset.store.base import Store
 
 MAX_PASSES_AT_ONE_INSTANT = 64
-CANCEL_OPERATION = "cancelRollingUpgrade"
 
 
 class EngineError(RuntimeError):
@@ -313,7 +312,7 @@ class Engine:
             if op.pending:
                 op.pending = False
                 op.instance_ids = sorted(set(op.instance_ids) | set(attach))
-        self._settle_operations(state, views, now, waits)
+        settle_operations(self, state, views, now, waits)
         # Look again once every instance busy now has finished (one pass, not one per instance), so finished
         # deletions leave the store and the state settles even when no operation or rollout waits on them.
         busy = [v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in views if v.busy]
@@ -511,69 +510,6 @@ class Engine:
         )
         state.operations[op.operation_id] = op
         return op
-
-    def _settle_operations(
-        self, state: ScaleSetState, views: Sequence[InstanceView], now: float, waits: list[float]
-    ) -> None:
-        by_id = {v.instance_id: v for v in views}
-        for op in list(state.operations.values()):
-            if op.done or op.pending:
-                continue
-            busy = [by_id[i] for i in op.instance_ids if i in by_id and by_id[i].busy]
-            if busy:
-                waits.append(max(v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in busy))
-                continue
-            if op.rollout_id is not None:
-                rollout = state.rollout
-                if rollout is not None and rollout.rollout_id == op.rollout_id:
-                    if rollout.code is RollingStatusCode.ROLLING_FORWARD or (
-                        rollout.code is RollingStatusCode.CANCELLED and rollout.phase is not Phase.DONE
-                    ):
-                        continue
-                    if op.kind == CANCEL_OPERATION:
-                        self._finish(state, op, now, OperationStatus.SUCCEEDED, None)
-                        continue
-                    if rollout.code is RollingStatusCode.FAULTED:
-                        self._finish(state, op, now, OperationStatus.FAILED, rollout.error)
-                        continue
-                    if rollout.code is RollingStatusCode.CANCELLED:
-                        self._finish(
-                            state,
-                            op,
-                            now,
-                            OperationStatus.CANCELED,
-                            {
-                                "code": errors.ROLLING_UPGRADE_CANCELED,
-                                "message": "The rolling upgrade was cancelled before it finished.",
-                            },
-                        )
-                        continue
-            failed = [
-                by_id[i] for i in op.instance_ids if i in by_id and by_id[i].provisioning is ProvisioningState.FAILED
-            ]
-            if failed:
-                first = failed[0]
-                self._finish(
-                    state,
-                    op,
-                    now,
-                    OperationStatus.FAILED,
-                    {
-                        "code": first.error_code or "VMProvisioningFailed",
-                        "message": f"Instance {first.instance_id}: {first.error_message or 'provisioning failed.'}",
-                    },
-                )
-            else:
-                self._finish(state, op, now, OperationStatus.SUCCEEDED, None)
-
-    def _finish(
-        self, state: ScaleSetState, op: Operation, now: float, status: OperationStatus, error: dict[str, str] | None
-    ) -> None:
-        op.status, op.ended_at, op.error = status, now, error
-        data: dict[str, Any] = {"operationId": op.operation_id, "operation": op.kind, "status": status.value}
-        if error:
-            data["error"] = error
-        self._emit(state, now, Event("operationFinished", data))
 
     # ----------------------------------------------------------------- persistence
 

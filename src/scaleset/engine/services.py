@@ -27,8 +27,8 @@ from scaleset.domain.validation import (
     validate_scale_set,
 )
 from scaleset.engine.clock import render_time
-from scaleset.engine.engine import CANCEL_OPERATION
 from scaleset.engine.lookups import RESOURCE_TYPE, _key, scale_set_id
+from scaleset.engine.operations import CANCEL_OPERATION
 from scaleset.engine.platform import PlatformServices
 from scaleset.engine.state import ScaleSetState, model_hash
 
