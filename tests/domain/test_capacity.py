@@ -99,6 +99,17 @@ def test_scale_in_never_takes_the_in_place_batch_in_flight() -> None:
     assert result.events[0].data["blockedByProtection"] == 1
 
 
+@pytest.mark.parametrize("field", ["rolling_back", "reverting"])
+def test_scale_in_never_takes_an_instance_being_rolled_back(field: str) -> None:
+    # A faulted rollout rolling instances 4 and 5 back (on breach, or an OS upgrade's per-instance rollback).
+    views = [vm(i) for i in range(6)]
+    faulted = rollout(batch=[], phase=Phase.ROLLING_BACK if field == "rolling_back" else Phase.DONE)
+    setattr(faulted, field, [4, 5])
+    result = plan(views, 3, rollout=faulted)
+    chosen = {i for i, _ in deletes(result)}
+    assert len(chosen) == 3 and not chosen & {4, 5}
+
+
 def test_scale_in_never_takes_a_surge_instance_or_the_instance_it_replaces() -> None:
     # Instances 0-3; surge instances 4 and 5 replace 3 and 2. The surge instances are not counted.
     views = [vm(i, version=2 if i >= 4 else 1) for i in range(6)]

@@ -58,7 +58,11 @@ def plan_capacity(
     """
     active = rollout if rollout is not None and rollout.active else None
     surge = set(active.surge_pairs) if active is not None else set()
-    in_flight = set(active.batch) | set(active.surge_pairs.values()) if active is not None else set()
+    in_flight = (
+        set(active.batch) | set(active.surge_pairs.values()) | set(active.rolling_back) | set(active.reverting)
+        if active is not None
+        else set()
+    )  # the batch and the instances being rolled back finish what they started before scale-in may take them
     left_out = surge | deleting
     being_deleted = ProvisioningState.DELETING
     population = [v for v in views if v.provisioning is not being_deleted and v.instance_id not in left_out]
