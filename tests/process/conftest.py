@@ -30,6 +30,8 @@ import requests
 from azure.mgmt.compute import ComputeManagementClient
 from tests.api.conftest import Recorder, Server, start_server
 
+from scaleset.domain.catalogue import DEMO_COMMAND
+
 API = "2024-11-01"
 HEALTH_WAIT = "PT8S"
 DRAIN_SECONDS = 0.5
@@ -266,22 +268,7 @@ def image_patch(version: str) -> dict[str, Any]:
 
 def demo_command(*flags: str) -> list[str]:
     """The demo application's command line with its placeholders, and ``flags`` (e.g. ``--mode crash``)."""
-    return [
-        "{python}",
-        "-m",
-        "scaleset.demo.app",
-        "--port",
-        "{port}",
-        "--version",
-        "{version}",
-        "--instance-id",
-        "{instance_id}",
-        "--data-dir",
-        "{data_dir}",
-        "--os-dir",
-        "{os_dir}",
-        *flags,
-    ]
+    return [*DEMO_COMMAND, *flags]
 
 
 # ---------------------------------------------------------------------- instance directories and processes

@@ -23,6 +23,7 @@ from tests.process.conftest import (
     Load,
     Rig,
     checked,
+    demo_command,
     get,
     health_extension,
     instance_home,
@@ -37,25 +38,6 @@ HEALTH_WAIT = 10.0  # --health-wait, in seconds
 IMAGE = {"publisher": "osupgrade", "offer": "process", "sku": "app"}
 MAX_UNHEALTHY_UPGRADED = "MaxUnhealthyUpgradedInstancePercentExceededInRollingUpgrade"
 IDS = [str(i) for i in range(CAPACITY)]
-
-# The built-in demo versions' command line (scaleset.domain.catalogue), under a publisher of our own.
-COMMAND = [
-    "{python}",
-    "-m",
-    "scaleset.demo.app",
-    "--port",
-    "{port}",
-    "--version",
-    "{version}",
-    "--instance-id",
-    "{instance_id}",
-    "--zone",
-    "{zone}",
-    "--data-dir",
-    "{data_dir}",
-    "--os-dir",
-    "{os_dir}",
-]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +58,7 @@ def sdk(rig: Rig) -> Iterator[ComputeManagementClient]:
 
 def publish(api: Api, version: str, *flags: str) -> dict[str, Any]:
     where = "/_scaleset/images/{publisher}/{offer}/{sku}/".format(**IMAGE) + version
-    body = {"command": [*COMMAND, *flags], "env": {"PYTHONUNBUFFERED": "1"}}
+    body = {"command": demo_command(*flags), "env": {"PYTHONUNBUFFERED": "1"}}
     return dict(api.ok("PUT", where, body, api=None))
 
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.arm import json_body, scale_set_state
-from scaleset.api.http import ApiError, json_response
+from scaleset.api.arm import scale_set_state
+from scaleset.api.http import ApiError, json_body, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.backends.simulated import Fault
 from scaleset.domain.health import Answer

@@ -12,14 +12,13 @@ lower-cased. Publishing one is an event the engine sees: scale sets with an exte
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.http import ApiError, json_response
+from scaleset.api.http import ApiError, json_body, json_response
 from scaleset.domain.extensions import ExtensionVersion, extension_key
 from scaleset.domain.images import version_key
 from scaleset.store.base import Store
@@ -49,21 +48,6 @@ def versions_of(store: Store, publisher: str, kind: str) -> list[str]:
     ]
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(
-            400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
-        ) from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "InvalidRequestContent", "The request content must be a JSON object.")
-    return body
-
-
 def _not_found(publisher: str, kind: str, version: str) -> ApiError:
     return ApiError(404, "NotFound", f"Extension version '{publisher}/{kind}/{version}' was not found.")
 
@@ -80,7 +64,7 @@ async def get_extension(request: Request, runtime: Runtime, *, publisher: str, k
 
 
 async def put_extension(request: Request, runtime: Runtime, *, publisher: str, kind: str, version: str) -> Response:
-    body = await _body(request)
+    body = await json_body(request, required=False) or {}
     unknown = sorted(set(body) - {"publisher", "type", "version", "description"})
     if unknown:
         raise ApiError(400, "InvalidParameter", f"Unknown field '{unknown[0]}' in an extension version.", unknown[0])
@@ -95,8 +79,8 @@ async def put_extension(request: Request, runtime: Runtime, *, publisher: str, k
         raise ApiError(400, "InvalidParameter", f"Invalid extension version: {message}", where) from exc
     existed = runtime.store.get_document(EXTENSIONS, extension.key) is not None
     runtime.store.put_document(EXTENSIONS, extension.key, extension.model_dump())
-    runtime.engine.catalogue_changed()
-    answer = {**extension.model_dump(), "extensionUpgradesDue": len(runtime.engine.extension_upgrades_due())}
+    _, extension_upgrades = runtime.services.catalogue_changed()
+    answer = {**extension.model_dump(), "extensionUpgradesDue": len(extension_upgrades)}
     return json_response(request, answer, 200 if existed else 201)
 
 
@@ -105,5 +89,5 @@ async def delete_extension(request: Request, runtime: Runtime, *, publisher: str
     if runtime.store.get_document(EXTENSIONS, key) is None:
         raise _not_found(publisher, kind, version)
     runtime.store.delete_document(EXTENSIONS, key)
-    runtime.engine.catalogue_changed()
+    runtime.services.catalogue_changed()
     return json_response(request, None, 204)

@@ -57,3 +57,59 @@ def error_response(request: Request, error: DomainError | ApiError) -> Response:
     if isinstance(error, DomainError):
         return json_response(request, {"error": error.to_arm()}, error.status)
     return json_response(request, error.body(), error.status)
+
+
+# ---------------------------------------------------------------------- request bodies
+
+MAX_BODY_DEPTH = 64
+
+
+def _not_json(constant: str) -> Any:
+    """Python's json module reads NaN and Infinity; JSON (and ARM) does not."""
+    raise ValueError(f"'{constant}' is not a JSON value")
+
+
+async def json_body(request: Request, *, required: bool) -> dict[str, Any] | None:
+    raw = await request.body()
+    if not raw.strip():
+        if required:
+            raise ApiError(400, "InvalidRequestContent", "The request content was invalid: a JSON body is required.")
+        return None
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind and kind not in ("application/json", "text/json") and not kind.endswith("+json"):
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"The content media type '{kind}' is not supported. Only 'application/json' is supported.",
+        )
+    try:
+        body = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(
+            400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {reason}."
+        ) from exc
+    if not isinstance(body, dict):
+        raise ApiError(
+            400,
+            "InvalidRequestContent",
+            "The request content was invalid and could not be deserialized: expected a JSON object.",
+        )
+    if _depth(body) > MAX_BODY_DEPTH:
+        raise ApiError(
+            400,
+            "InvalidRequestContent",
+            f"The request content was invalid: it is nested more than {MAX_BODY_DEPTH} levels deep.",
+        )
+    return body
+
+
+def _depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (iteratively: the point is not to recurse on hostile input)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest

@@ -16,7 +16,6 @@ every write goes through :func:`publish` or :func:`unpublish`).
 
 from __future__ import annotations
 
-import json
 import logging
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -25,10 +24,9 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.http import ApiError, json_response
+from scaleset.api.http import ApiError, json_body, json_response
 from scaleset.domain.catalogue import BUILTIN_IMAGES, ImageVersion, gallery_conflict, image_key
 from scaleset.domain.images import version_key
-from scaleset.engine.services import scale_set_id
 from scaleset.store.base import Store
 
 if TYPE_CHECKING:  # runtime.py imports this module for the catalogue
@@ -110,32 +108,6 @@ def _not_found(publisher: str, offer: str, sku: str, version: str) -> ApiError:
     return ApiError(404, "NotFound", f"Image version '{publisher}:{offer}:{sku}:{version}' was not found.")
 
 
-async def _json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise ApiError(400, "InvalidRequestContent", "The request content was invalid: a JSON body is required.")
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind and kind not in ("application/json", "text/json") and not kind.endswith("+json"):
-        raise ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"The content media type '{kind}' is not supported. Only 'application/json' is supported.",
-        )
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(
-            400, "InvalidRequestContent", "The request content was invalid and could not be deserialized."
-        ) from exc
-    if not isinstance(body, dict):
-        raise ApiError(
-            400,
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized: expected a JSON object.",
-        )
-    return body
-
-
 def _invalid(exc: ValidationError) -> ApiError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or None
@@ -159,7 +131,7 @@ async def get_image(
 async def put_image(
     request: Request, runtime: Runtime, *, publisher: str, offer: str, sku: str, version: str
 ) -> Response:
-    body = await _json_object(request)
+    body = await json_body(request, required=True) or {}
     path = {"publisher": publisher, "offer": offer, "sku": sku, "version": version}
     for name in _PATH_FIELDS:
         given = body.get(name)
@@ -185,12 +157,7 @@ async def put_image(
         raise ApiError(409, "Conflict", f"Image version '{image.urn}' cannot be published: {conflict}.", "gallery")
     created = publish(runtime.store, image)
     # A publish is an event the engine sees: scale sets tracking ``latest`` with automatic OS upgrades start one.
-    starting = []
-    for key in runtime.engine.catalogue_changed():
-        state = runtime.engine.state(key)
-        if state is not None:
-            record = state.record
-            starting.append(scale_set_id(record.subscription, record.resource_group, record.name))
+    starting, _ = runtime.services.catalogue_changed()
     return json_response(request, {**image_json(image), "automaticOSUpgrades": starting}, 201 if created else 200)
 
 
@@ -204,5 +171,5 @@ async def delete_image(
         )
     if not unpublish(runtime.store, key):
         raise _not_found(publisher, offer, sku, version)
-    runtime.engine.catalogue_changed()
+    runtime.services.catalogue_changed()
     return json_response(request, None, 204)

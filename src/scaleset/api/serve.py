@@ -166,6 +166,15 @@ def _cli_environment(args: argparse.Namespace, data_dir: Path) -> str:
     return " ".join(parts)
 
 
+def _duration_flag(flag: str, text: str) -> float | None:
+    """The flag's ISO 8601 duration in seconds; None, with a one-line message, when it is not one."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        print(f"scaleset serve: {flag} {text!r} is not an ISO 8601 duration such as PT30S", file=sys.stderr)
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.time_scale <= 0:
         print("scaleset serve: --time-scale must be positive", file=sys.stderr)
@@ -176,24 +185,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        health_wait = parse_duration(args.health_wait)
-    except ValueError:
-        print(
-            f"scaleset serve: --health-wait {args.health_wait!r} is not an ISO 8601 duration such as PT30S",
-            file=sys.stderr,
-        )
+    health_wait = _duration_flag("--health-wait", args.health_wait)
+    repairs_grace = _duration_flag("--repairs-grace", args.repairs_grace) if args.repairs_grace is not None else None
+    if health_wait is None or (args.repairs_grace is not None and repairs_grace is None):
         return 2
-    repairs_grace: float | None = None
-    if args.repairs_grace is not None:
-        try:
-            repairs_grace = parse_duration(args.repairs_grace)
-        except ValueError:
-            print(
-                f"scaleset serve: --repairs-grace {args.repairs_grace!r} is not an ISO 8601 duration such as PT20S",
-                file=sys.stderr,
-            )
-            return 2
     if args.drain_seconds < 0:
         print("scaleset serve: --drain-seconds must not be negative", file=sys.stderr)
         return 2

@@ -6,8 +6,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.arm import json_body, lro_headers, scale_set_state, settle, vm_state
-from scaleset.api.http import json_response
+from scaleset.api.arm import lro_headers, scale_set_state, settle, vm_state
+from scaleset.api.http import json_body, json_response
 from scaleset.api.runtime import Runtime
 from scaleset.domain.records import Operation
 from scaleset.domain.upgrade.status import history_entry

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scaleset.domain.health import Answer, ProbeSettings
-from scaleset.domain.instances import InstanceView
+from scaleset.domain.health import Answer, HealthState, ProbeSettings
+from scaleset.domain.instances import InstanceView, PowerState, ProvisioningState
 from scaleset.domain.records import InstanceRecord
 from scaleset.domain.resources import ImageReference
 
@@ -53,3 +53,36 @@ class InstanceBackend(Protocol):
 
     def close(self) -> None:
         """Release everything the backend holds (processes, sockets)."""
+
+
+def instance_view(
+    record: InstanceRecord,
+    *,
+    provisioning: ProvisioningState,
+    power: PowerState,
+    health: HealthState | None,
+    ready_at: float | None = None,
+    eta: float | None = None,
+    stable_until: float | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+) -> InstanceView:
+    """An :class:`InstanceView` of ``record``: its facts from the record, its state as the backend observes it."""
+    return InstanceView(
+        instance_id=record.instance_id,
+        zone=record.zone,
+        fault_domain=record.fault_domain,
+        model_version=record.model_version,
+        created_at=record.created_at,
+        provisioning=provisioning,
+        power=power,
+        health=health,
+        ready_at=ready_at,
+        eta=eta,
+        stable_until=stable_until,
+        error_code=error_code,
+        error_message=error_message,
+        protect_from_scale_in=record.protect_from_scale_in,
+        protect_from_scale_set_actions=record.protect_from_scale_set_actions,
+        image_version=record.image_version,
+    )

@@ -149,23 +149,15 @@ class ProcessBackend:
         health: HealthState | None = None
         if inst.phase is ProvisioningState.SUCCEEDED and inst.power is PowerState.RUNNING and inst.prober is not None:
             health = inst.prober.state
-        return InstanceView(
-            instance_id=record.instance_id,
-            zone=record.zone,
-            fault_domain=record.fault_domain,
-            model_version=record.model_version,
-            created_at=record.created_at,
+        return base.instance_view(
+            record,
             provisioning=inst.phase,
             power=inst.power,
             health=health,
             ready_at=inst.ready_at,
-            eta=None,
             stable_until=now,  # real instances can change at any moment: never cached, looked at again soon
             error_code=inst.error["code"] if inst.error else None,
             error_message=inst.error["message"] if inst.error else None,
-            protect_from_scale_in=record.protect_from_scale_in,
-            protect_from_scale_set_actions=record.protect_from_scale_set_actions,
-            image_version=record.image_version,
         )
 
     def inject_health(self, record: InstanceRecord, answer: Answer, *, now: float) -> None:
@@ -573,19 +565,8 @@ def _describe(image: ImageReference | None) -> str:
 
 def _unknown(record: InstanceRecord, now: float) -> InstanceView:
     """An instance the backend has not (yet) adopted: shown as starting, so nothing acts on it by mistake."""
-    return InstanceView(
-        instance_id=record.instance_id,
-        zone=record.zone,
-        fault_domain=record.fault_domain,
-        model_version=record.model_version,
-        created_at=record.created_at,
-        provisioning=ProvisioningState.UPDATING,
-        power=PowerState.UNKNOWN,
-        health=None,
-        stable_until=now,
-        protect_from_scale_in=record.protect_from_scale_in,
-        protect_from_scale_set_actions=record.protect_from_scale_set_actions,
-        image_version=record.image_version,
+    return base.instance_view(
+        record, provisioning=ProvisioningState.UPDATING, power=PowerState.UNKNOWN, health=None, stable_until=now
     )
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from scaleset.backends import base
 from scaleset.domain.durations import parse_duration
-from scaleset.domain.health import Answer, HealthState, Segment, evaluate
+from scaleset.domain.health import Answer, Segment, evaluate
 from scaleset.domain.instances import InstanceView, PowerState, ProvisioningState
 from scaleset.domain.records import InstanceRecord
 
@@ -212,7 +212,7 @@ class SimulatedBackend:
         done = float(state.get("done", record.action_started_at))
         action = record.action
         if now < done:
-            return _view(
+            return base.instance_view(
                 record,
                 provisioning=_BUSY_PROVISIONING.get(action, ProvisioningState.UPDATING),
                 power=_BUSY_POWER.get(action, PowerState.STARTING),
@@ -237,7 +237,7 @@ class SimulatedBackend:
         stable_until = _earliest(stable_until, self._next_outage_edge(record, now))
         if outage is not None:
             power = PowerState.UNKNOWN
-        return _view(
+        return base.instance_view(
             record,
             provisioning=ProvisioningState.FAILED if failed else ProvisioningState.SUCCEEDED,
             power=power,
@@ -283,38 +283,6 @@ class SimulatedBackend:
 
     def close(self) -> None:
         """Nothing to release: simulated instances hold no resources."""
-
-
-def _view(
-    record: InstanceRecord,
-    *,
-    provisioning: ProvisioningState,
-    power: PowerState,
-    health: HealthState | None,
-    ready_at: float | None = None,
-    eta: float | None = None,
-    stable_until: float | None = None,
-    error_code: str | None = None,
-    error_message: str | None = None,
-) -> InstanceView:
-    return InstanceView(
-        instance_id=record.instance_id,
-        zone=record.zone,
-        fault_domain=record.fault_domain,
-        model_version=record.model_version,
-        created_at=record.created_at,
-        provisioning=provisioning,
-        power=power,
-        health=health,
-        ready_at=ready_at,
-        eta=eta,
-        stable_until=stable_until,
-        error_code=error_code,
-        error_message=error_message,
-        protect_from_scale_in=record.protect_from_scale_in,
-        protect_from_scale_set_actions=record.protect_from_scale_set_actions,
-        image_version=record.image_version,
-    )
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

@@ -275,7 +275,7 @@ DEMO_GALLERY = (
 DEMO_CRASH_AFTER = 20.0
 DEMO_START_DELAY = 45.0
 
-_DEMO_COMMAND = [
+DEMO_COMMAND = [  # the demo application with every placeholder it takes; tests publish variants of it
     "{python}",
     "-m",
     "scaleset.demo.app",
@@ -301,7 +301,7 @@ def _demo(version: str, description: str, *flags: str, excluded: bool = False) -
         sku=DEMO_SKU,
         version=version,
         gallery=DEMO_GALLERY,
-        command=[*_DEMO_COMMAND, *flags],
+        command=[*DEMO_COMMAND, *flags],
         env={"PYTHONUNBUFFERED": "1"},
         excludeFromLatest=excluded,
         description=description,

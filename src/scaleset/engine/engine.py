@@ -359,10 +359,10 @@ class Engine:
         state.record.quiet_since = self.clock.now()
         state.record_dirty = True
 
-    def catalogue_changed(self) -> list[str]:
-        """An image or extension version was published or removed: wake every scale set; return the ids of those
-        that will start an automatic OS upgrade because of it."""
-        starting: list[str] = []
+    def catalogue_changed(self) -> list[ScaleSetState]:
+        """An image or extension version was published or removed: wake every scale set; return those that will
+        start an automatic OS upgrade because of it."""
+        starting: list[ScaleSetState] = []
         now = self.clock.now()
         self._extension_cache.clear()
         for state in self.states():
@@ -377,17 +377,17 @@ class Engine:
                 attempted=state.record.os_upgrade_attempted,
                 model_version=state.record.model_version,
             ):
-                starting.append(state.set_id)
+                starting.append(state)
             self.wake(state.set_id, now)
         return starting
 
-    def extension_upgrades_due(self) -> list[str]:
+    def extension_upgrades_due(self) -> list[ScaleSetState]:
         """The scale sets whose next pass starts a platform extension upgrade (after a publish)."""
         due = []
         for state in self.states():
             busy = state.rollout is not None and state.rollout.active
             if state.record.provisioning_state != "Deleting" and not busy and extension_upgrade_due(self, state):
-                due.append(state.set_id)
+                due.append(state)
         return due
 
     def _pass_deleting(self, state: ScaleSetState, views: Sequence[InstanceView], now: float) -> None:

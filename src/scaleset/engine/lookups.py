@@ -22,6 +22,12 @@ def _key(set_id: str) -> str:
     return set_id.lower()
 
 
+def arm_id(state: ScaleSetState) -> str:
+    """The scale set's ARM id as clients spell it (the engine keys sets by the lower-cased id)."""
+    record = state.record
+    return scale_set_id(record.subscription, record.resource_group, record.name)
+
+
 class ServicesBase:
     def __init__(self, engine: Engine, *, capacity_limit: int = AZURE_CAPACITY_LIMIT) -> None:
         self.engine = engine

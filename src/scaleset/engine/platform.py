@@ -10,13 +10,26 @@ from scaleset.domain.repairs import RepairBook, set_service_state
 from scaleset.domain.upgrade.os_upgrade import USER
 from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
 from scaleset.domain.validation import validate_orchestration_request
-from scaleset.engine.lookups import ServicesBase
+from scaleset.engine.lookups import ServicesBase, arm_id
 
 HISTORY_LENGTH = 5
 HISTORY_SECONDS = 60 * 86400.0  # "the last five OS upgrade attempts from the past two months"
 
 
 class PlatformServices(ServicesBase):
+    def catalogue_changed(self, announce: Event | None = None) -> tuple[list[str], list[str]]:
+        """An image or extension version was published or removed: every scale set looks again. Returns the ARM ids
+        of the scale sets that start an automatic OS upgrade, and of those that start an extension upgrade; with
+        ``announce``, the change goes to every scale set's activity log (with the first list)."""
+        engine = self.engine
+        os_upgrades = [arm_id(state) for state in engine.catalogue_changed()]
+        extension_upgrades = [arm_id(state) for state in engine.extension_upgrades_due()]
+        if announce is not None:
+            for state in engine.states():
+                engine.emit(state, Event(announce.kind, {**announce.data, "automaticOSUpgrades": os_upgrades}))
+                engine.persist(state)
+        return os_upgrades, extension_upgrades
+
     def start_os_upgrade(self, subscription: str, resource_group: str, name: str) -> Operation:
         """``POST osRollingUpgrade``: roll every instance to the newest image version, no automatic rollback."""
         return self._request_upgrade(subscription, resource_group, name, "osRollingUpgrade")

@@ -80,6 +80,9 @@ def _os_rollout(
     engine: Engine, state: ScaleSetState, views: Sequence[InstanceView], now: float
 ) -> tuple[Rollout, dict[str, Any]] | None:
     record, vmss = state.record, state.vmss
+    automatic = vmss.properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade
+    if record.os_upgrade_requested is None and not automatic:
+        return None  # every pass asks: resolve the image only when an OS upgrade can start
     version = record.model_version
     latest = state.model(engine.store, version, engine.catalogue()).image_version
     started_by: str | None = None

@@ -151,21 +151,12 @@ class ScenarioRun:
             published = json.loads(self.store.get_meta(PUBLISHED_KEY) or "[]")
             published.append(step.publish_image.model_dump())
             self.store.set_meta(PUBLISHED_KEY, json.dumps(published))
-            starting = self.engine.catalogue_changed()
-            state = next(iter(self.engine.states()), None)
-            if state is not None:
-                event = Event("imagePublished", {**step.publish_image.model_dump(), "automaticOSUpgrades": starting})
-                self.engine.emit(state, event)
-                self.engine.persist(state)
+            services.catalogue_changed(Event("imagePublished", step.publish_image.model_dump()))
         elif step.publish_extension is not None:
             published = json.loads(self.store.get_meta(EXTENSIONS_KEY) or "[]")
             published.append(step.publish_extension.model_dump())
             self.store.set_meta(EXTENSIONS_KEY, json.dumps(published))
-            self.engine.catalogue_changed()
-            state = next(iter(self.engine.states()), None)
-            if state is not None:
-                self.engine.emit(state, Event("extensionPublished", step.publish_extension.model_dump()))
-                self.engine.persist(state)
+            services.catalogue_changed(Event("extensionPublished", step.publish_extension.model_dump()))
         elif step.kill_instance is not None:
             services.set_health(*ids, _instance_ids(step.kill_instance), Answer.NONE)
         elif step.os_upgrade is not None:

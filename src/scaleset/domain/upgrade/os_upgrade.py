@@ -27,6 +27,7 @@ from typing import Any
 from scaleset.domain.images import requested_version
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.resources import ImageReference, RollingUpgradePolicy, UpgradeMode, VirtualMachineScaleSet
+from scaleset.domain.upgrade.rolling import start_rollout
 from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
 
 PLATFORM = "Platform"
@@ -92,19 +93,18 @@ def start_os_rollout(
     operation_id: str | None = None,
 ) -> Rollout:
     automatic = vmss.properties.upgradePolicy.automaticOSUpgradePolicy
-    policy = os_rollout_policy(vmss, started_by=started_by)
-    return Rollout(
-        rollout_id=rollout_id,
-        set_id=set_id,
-        kind=OS_UPGRADE,
-        policy=policy.model_dump(mode="json"),
+    rollout = start_rollout(
+        rollout_id,
+        set_id,
+        policy=os_rollout_policy(vmss, started_by=started_by),
         target_version=target_version,
-        started_at=now,
-        last_action_at=now,
+        now=now,
         operation_id=operation_id,
-        started_by=started_by,
-        target_image=target_image(vmss.image, image_version),
-        target_image_version=image_version,
-        revert_failed=started_by == PLATFORM and not automatic.disableAutomaticRollback,
-        deferral=bool(automatic.osRollingUpgradeDeferral),
+        kind=OS_UPGRADE,
     )
+    rollout.started_by = started_by
+    rollout.target_image = target_image(vmss.image, image_version)
+    rollout.target_image_version = image_version
+    rollout.revert_failed = started_by == PLATFORM and not automatic.disableAutomaticRollback
+    rollout.deferral = bool(automatic.osRollingUpgradeDeferral)
+    return rollout
