@@ -932,6 +932,15 @@ def test_rollback_returns_failed_instances_to_their_previous_version() -> None:
     assert (waiting.rollout.phase, waiting.wake_at) == (Phase.ROLLING_BACK, NOW + 45)
     assert waiting.rollout.active
 
+    # Back but not healthy yet, on a backend that cannot predict health (real instances say "may change now"):
+    # look again one poll later, not at once (that was a busy loop).
+    unsure = replace(
+        views, [3], provisioning=ProvisioningState.SUCCEEDED, version=0, health=HealthState.UNHEALTHY,
+        ready_at=NOW + 45, stable_until=NOW + 45,
+    )  # fmt: skip
+    polling = plan_rolling(waiting.rollout, instances=unsure, target=target(), now=NOW + 45)
+    assert polling.wake_at == NOW + 45 + POLL_SECONDS
+
     back = replace(views, [3], provisioning=ProvisioningState.SUCCEEDED, version=0)
     done = plan_rolling(waiting.rollout, instances=back, target=target(), now=NOW + 45)
     assert done.actions == []

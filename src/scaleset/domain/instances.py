@@ -101,6 +101,23 @@ class InstanceView:
         return self.health in _UNHEALTHY
 
 
+POLL_SECONDS = 5.0
+"""How often to look again when the backend cannot say when an instance will change."""
+
+
+def done_by(view: InstanceView, now: float) -> float:
+    """When the instance's running action should be over: its ``eta``, or one poll from now if it has none left."""
+    return view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS
+
+
+def next_look(view: InstanceView, now: float, deadline: float) -> float:
+    """When to look again at an idle instance that has until ``deadline`` to turn healthy: its next predicted
+    change (none predicted: the deadline; one due already, as real instances always say: one poll from now), never
+    after the deadline."""
+    change = view.stable_until if view.stable_until is not None else deadline
+    return min(deadline, change if change > now else now + POLL_SECONDS)
+
+
 # Planners ask the properties above of every instance in every pass: the enum members they compare with are module
 # constants, since looking a member up on its class costs more than the comparison.
 _SUCCEEDED, _FAILED, _RUNNING = ProvisioningState.SUCCEEDED, ProvisioningState.FAILED, PowerState.RUNNING

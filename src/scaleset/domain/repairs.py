@@ -70,7 +70,7 @@ from scaleset.domain import errors, fenceposts
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage
 from scaleset.domain.durations import parse_duration
 from scaleset.domain.health import HealthState
-from scaleset.domain.instances import InstanceView, PowerState, ProvisioningState
+from scaleset.domain.instances import POLL_SECONDS, InstanceView, PowerState, ProvisioningState, done_by, next_look
 from scaleset.domain.resources import AutomaticRepairsPolicy, RepairAction
 
 REPAIR_FAILURE_LIMIT = 3
@@ -78,8 +78,6 @@ REPAIR_FAILURE_LIMIT = 3
 
 _BATCH_PERCENT = 5
 DEFAULT_GRACE_SECONDS = 600.0  # PT10M
-POLL_SECONDS = 5.0
-"""How soon to look again at an action whose end the backend cannot predict."""
 
 _REASON = "automaticRepair"
 
@@ -409,7 +407,7 @@ def _judge(
     if view.provisioning is ProvisioningState.FAILED:
         return {"reason": "provisioningFailed", "errorCode": view.error_code, "errorMessage": view.error_message}
     if view.busy:
-        waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+        waits.append(done_by(view, now))
         return None
     finished_at = view.ready_at if view.ready_at is not None else view.created_at
     if attempt.deadline is None and finished_at < attempt.started_at:
@@ -430,8 +428,7 @@ def _judge(
             "health": str(view.health) if view.health is not None else None,
             "power": str(view.power),
         }
-    change = view.stable_until if view.stable_until is not None and view.stable_until > now else attempt.deadline
-    waits.append(min(change, attempt.deadline))
+    waits.append(next_look(view, now, attempt.deadline))
     return None
 
 

@@ -20,13 +20,13 @@ from scaleset.domain.capacity import plan_capacity
 from scaleset.domain.durations import format_duration
 from scaleset.domain.extensions import EXTENSION_UPGRADE, ExtensionCatalogue, deployed_versions
 from scaleset.domain.health import Answer
-from scaleset.domain.instances import InstanceView, ProvisioningState
+from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.repairs import RepairBook, RepairPass, plan_repairs
 from scaleset.domain.resources import UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.os_upgrade import platform_upgrade_due
-from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, POLL_SECONDS, Target, plan_rolling
+from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, Target, plan_rolling
 from scaleset.domain.upgrade.status import OS_UPGRADE
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.operations import settle_operations
@@ -315,7 +315,7 @@ class Engine:
         settle_operations(self, state, views, now, waits)
         # Look again once every instance busy now has finished (one pass, not one per instance), so finished
         # deletions leave the store and the state settles even when no operation or rollout waits on them.
-        busy = [v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in views if v.busy]
+        busy = [done_by(v, now) for v in views if v.busy]
         if busy:
             waits.append(max(busy))
         self._commit(state, waits, now)

@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from scaleset.domain import errors
 from scaleset.domain.actions import Event
-from scaleset.domain.instances import InstanceView, ProvisioningState
+from scaleset.domain.instances import InstanceView, ProvisioningState, done_by
 from scaleset.domain.records import Operation, OperationStatus
-from scaleset.domain.upgrade.rolling import POLL_SECONDS
 from scaleset.domain.upgrade.status import Phase, RollingStatusCode
 from scaleset.engine.state import ScaleSetState
 
@@ -32,7 +31,7 @@ def settle_operations(
             continue
         busy = [by_id[i] for i in op.instance_ids if i in by_id and by_id[i].busy]
         if busy:
-            waits.append(max(v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in busy))
+            waits.append(max(done_by(v, now) for v in busy))
             continue
         if op.rollout_id is not None:
             rollout = state.rollout

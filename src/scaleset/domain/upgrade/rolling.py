@@ -29,16 +29,13 @@ from scaleset.domain import errors, fenceposts
 from scaleset.domain.actions import Action, Create, Delete, Event, Upgrade, UpgradeReason
 from scaleset.domain.durations import parse_duration
 from scaleset.domain.health import ProbeSettings
-from scaleset.domain.instances import InstanceView, ProvisioningState
+from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by, next_look
 from scaleset.domain.resources import RollingUpgradePolicy
 from scaleset.domain.upgrade.status import Phase, Progress, RollingStatusCode, Rollout
 
 HEALTH_WAIT_SECONDS = 300.0
 """How long an upgraded instance has to turn healthy after its update finished (or the rich-health grace period,
 when that is longer). Azure documents 5 minutes for automatic OS upgrades; we use it for every rolling upgrade."""
-
-POLL_SECONDS = 5.0
-"""How often to look again when the backend cannot say when an instance will change."""
 
 UNREACHABLE_DETAIL = "Instance found to be unhealthy or unreachable."
 
@@ -339,7 +336,7 @@ def _judge_batch(out: RollingPass, by_id: dict[int, InstanceView], target: Targe
             r.failed.append(instance_id)
             continue
         if view.busy:
-            waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+            waits.append(done_by(view, now))
             continue
         if view.is_healthy:
             r.succeeded.append(instance_id)
@@ -349,8 +346,7 @@ def _judge_batch(out: RollingPass, by_id: dict[int, InstanceView], target: Targe
         if now >= deadline:
             r.failed.append(instance_id)
             continue
-        change = view.stable_until if view.stable_until is not None else deadline
-        waits.append(min(deadline, change if change > now else now + POLL_SECONDS))
+        waits.append(next_look(view, now, deadline))
     if waits:
         out.wake_at = max(now, *waits)
         return False
@@ -457,13 +453,12 @@ def _watch_rollback(out: RollingPass, by_id: dict[int, InstanceView], target: Ta
         if view is None or view.provisioning is ProvisioningState.FAILED or view.is_healthy:
             continue
         if view.busy:
-            waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+            waits.append(done_by(view, now))
             continue
         deadline = (view.ready_at if view.ready_at is not None else (r.ended_at or now)) + target.health_wait
         if now >= deadline:
             continue
-        change = view.stable_until if view.stable_until is not None else deadline
-        waits.append(min(deadline, max(change, now)))
+        waits.append(next_look(view, now, deadline))
     if waits:
         out.wake_at = max(now, *waits)
         return
@@ -515,7 +510,7 @@ def _watch_reverting(out: RollingPass, by_id: dict[int, InstanceView], target: T
         if view is None or view.provisioning is ProvisioningState.FAILED:
             outcome = "failed"
         elif view.busy:
-            waits.append(view.eta if view.eta is not None and view.eta > now else now + POLL_SECONDS)
+            waits.append(done_by(view, now))
         elif view.is_healthy:
             outcome = "succeeded"
         else:
@@ -523,8 +518,7 @@ def _watch_reverting(out: RollingPass, by_id: dict[int, InstanceView], target: T
             if now >= deadline:
                 outcome = "failed"
             else:
-                change = view.stable_until if view.stable_until is not None else deadline
-                waits.append(min(deadline, change if change > now else now + POLL_SECONDS))
+                waits.append(next_look(view, now, deadline))
         if outcome is None:
             still.append(instance_id)
             continue
@@ -553,8 +547,7 @@ def _end(out: RollingPass, now: float, event: Event) -> None:
 
 
 def _earliest(views: Sequence[InstanceView], now: float) -> float:
-    times = [v.eta if v.eta is not None and v.eta > now else now + POLL_SECONDS for v in views]
-    return min(times) if times else now + POLL_SECONDS
+    return min((done_by(v, now) for v in views), default=now + POLL_SECONDS)
 
 
 def _update_progress(r: Rollout, instances: Sequence[InstanceView], target: Target) -> None:
