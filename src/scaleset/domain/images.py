@@ -34,6 +34,12 @@ def requested_version(image: ImageReference | None) -> str | None:
     return image.version
 
 
+def tracks_latest(image: ImageReference | None) -> bool:
+    """``version: latest`` (any case) on a platform image, or a gallery image id without a version."""
+    wanted = requested_version(image)
+    return wanted is not None and wanted.lower() == "latest"
+
+
 def resolve_version(image: ImageReference | None, catalogue: Iterable[str]) -> str | None:
     """The exact version a new or upgraded instance gets.
 
@@ -43,7 +49,6 @@ def resolve_version(image: ImageReference | None, catalogue: Iterable[str]) -> s
     >>> resolve_version(ImageReference(version="1.0.0"), ["2.0.0"])
     '1.0.0'
     """
-    wanted = requested_version(image)
-    if wanted is None or wanted.lower() != "latest":
-        return wanted
+    if not tracks_latest(image):
+        return requested_version(image)
     return newest(catalogue) or "latest"

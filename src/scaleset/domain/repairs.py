@@ -58,7 +58,6 @@ Events (``Event.kind``): ``repairWaiting`` (once per instance and reason: ``grac
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -188,13 +187,15 @@ def plan_repairs(
     held: bool,
     next_instance_id: int,
     model_version: int,
+    grace: float | None = None,
 ) -> RepairPass:
-    """One pass of the repair service at ``now``."""
+    """One pass of the repair service at ``now``; ``grace`` (seconds) overrides the policy's grace period."""
     out = RepairPass(book.clone())
-    grace = parse_duration(policy.gracePeriod) if policy is not None else DEFAULT_GRACE_SECONDS
-    by_id = {view.instance_id: view for view in views}
+    if grace is None:
+        grace = parse_duration(policy.gracePeriod) if policy is not None else DEFAULT_GRACE_SECONDS
     waits: list[float] = []
-    _track(out, by_id, grace=grace, now=now, waits=waits)
+    if book.attempts:  # most passes follow no repair: spare them a map of every instance
+        _track(out, {view.instance_id: view for view in views}, grace=grace, now=now, waits=waits)
     b = out.book
     if policy is None or not policy.enabled or b.suspended:
         out.wake_at = _tick(min(waits, default=None), now)
@@ -206,7 +207,7 @@ def plan_repairs(
     watch: float | None = None  # the earliest time an instance that is not a candidate may change
     # Every pass runs this loop over every instance: the common case (healthy, or no health source) is decided
     # first, with module constants rather than enum lookups.
-    for view in sorted(views, key=_ID):
+    for view in views:
         health = view.health
         if health is None or view.instance_id in subjects or view.provisioning is _DELETING:
             continue
@@ -221,6 +222,7 @@ def plan_repairs(
         else:
             candidates.append((view, trigger))
 
+    candidates.sort(key=lambda candidate: candidate[0].instance_id)  # repaired in ascending instance id
     if held:
         for view, _ in candidates:
             waiting[view.instance_id] = ("heldByRollingUpgrade", {})
@@ -241,7 +243,7 @@ def plan_repairs(
         room = max(0, limit - in_flight)
         for view, _, _ in ready[room:]:
             waiting[view.instance_id] = ("batchLimit", {"limit": limit, "inFlight": in_flight})
-        action = _repair_action(policy)
+        action = policy.repairAction  # canonical already: the resource model spells it
         new_id = next_instance_id
         for view, trigger, ends in ready[:room]:
             new_id = _start(
@@ -277,7 +279,6 @@ def _tick(when: float | None, now: float) -> float | None:
     return math.ceil(when / POLL_SECONDS) * POLL_SECONDS
 
 
-_ID = operator.attrgetter("instance_id")
 _DELETING = ProvisioningState.DELETING
 _HEALTHY, _INITIALIZING = HealthState.HEALTHY, HealthState.INITIALIZING
 
@@ -311,14 +312,6 @@ def _population(views: Sequence[InstanceView], book: RepairBook) -> int:
     }
     ids = {v.instance_id for v in views if v.provisioning is not ProvisioningState.DELETING}
     return len((ids - replacing.keys()) | set(replacing.values()))
-
-
-def _repair_action(policy: AutomaticRepairsPolicy) -> RepairAction:
-    wanted = str(policy.repairAction or RepairAction.REPLACE.value).lower()
-    for member in RepairAction:
-        if member.value.lower() == wanted:
-            return member
-    raise ValueError(f"unknown repairAction {policy.repairAction!r}")
 
 
 def _start(

@@ -31,7 +31,7 @@ from scaleset.domain.errors import (
     property_change_not_allowed,
 )
 from scaleset.domain.health import HEALTH_EXTENSION_PUBLISHER, HEALTH_EXTENSION_TYPES, probe_settings
-from scaleset.domain.images import requested_version
+from scaleset.domain.images import tracks_latest
 from scaleset.domain.resources import Extension, OrchestrationMode, UpgradeMode, VirtualMachineScaleSet
 
 UPGRADE_POLICY = "properties.upgradePolicy"
@@ -187,9 +187,7 @@ def _check_automatic_os_upgrade(new: VirtualMachineScaleSet) -> None:
     """Automatic OS upgrades need an image that can move: ``latest``, or a gallery image id with no version."""
     if not new.properties.upgradePolicy.automaticOSUpgradePolicy.enableAutomaticOSUpgrade:
         return
-    image = new.image
-    version = requested_version(image)
-    if image is not None and (version is None or version.lower() != "latest"):
+    if new.image is not None and not tracks_latest(new.image):
         raise _bad_request(f"{PROFILE}.storageProfile.imageReference.version", AUTO_OS_UPGRADE_NEEDS_LATEST)
 
 

@@ -17,7 +17,6 @@ from scaleset.backends import base
 from scaleset.backends.base import InstanceBackend
 from scaleset.domain.actions import Action, Create, Delete, Event, Power, PowerAction, Reimage, Upgrade, UpgradeReason
 from scaleset.domain.capacity import plan_capacity
-from scaleset.domain.durations import format_duration
 from scaleset.domain.extensions import EXTENSION_UPGRADE, ExtensionCatalogue, deployed_versions
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by
@@ -332,8 +331,6 @@ class Engine:
             book = cached[1]  # parsing hundreds of attempts every pass would dominate it
         else:
             book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
-        if policy is not None and self.repairs_grace is not None:
-            policy = policy.model_copy(update={"gracePeriod": format_duration(self.repairs_grace)})
         probe = state.model(self.store, record.model_version, self.catalogue()).probe
         created = [a.instance_id for a in planned if isinstance(a, Create)]
         rollout = state.rollout
@@ -347,6 +344,7 @@ class Engine:
             held=rollout is not None and rollout.active,
             next_instance_id=max([record.next_instance_id, *(i + 1 for i in created)]),
             model_version=record.model_version,
+            grace=self.repairs_grace,
         )
         if result.book != book:
             record.repairs = result.book.model_dump(mode="json")

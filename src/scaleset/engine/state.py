@@ -15,7 +15,7 @@ from typing import Any
 
 from scaleset.backends.base import InstanceModel
 from scaleset.domain.health import probe_settings
-from scaleset.domain.images import requested_version, resolve_version
+from scaleset.domain.images import resolve_version, tracks_latest
 from scaleset.domain.instances import InstanceView
 from scaleset.domain.records import InstanceRecord, Operation, ScaleSetRecord
 from scaleset.domain.repairs import RepairBook
@@ -98,7 +98,7 @@ class ScaleSetState:
                 body=self.model_body(store, version),
             )
             self.models[version] = cached
-        if cached.image is not None and requested_version(cached.image) == "latest":
+        if tracks_latest(cached.image):
             current = resolve_version(cached.image, catalogue(cached.image))
             if current != cached.image_version:
                 cached = dataclasses.replace(cached, image_version=current)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scaleset.domain.images import requested_version
+from scaleset.domain.images import tracks_latest
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.resources import ImageReference, RollingUpgradePolicy, UpgradeMode, VirtualMachineScaleSet
 from scaleset.domain.upgrade.rolling import start_rollout
@@ -32,12 +32,6 @@ from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
 
 PLATFORM = "Platform"
 USER = "User"
-
-
-def tracks_latest(image: ImageReference | None) -> bool:
-    """``version: latest`` on a platform image, or a gallery image id without a version."""
-    wanted = requested_version(image)
-    return wanted is not None and wanted.lower() == "latest"
 
 
 def os_rollout_policy(vmss: VirtualMachineScaleSet, *, started_by: str) -> RollingUpgradePolicy:
