@@ -22,7 +22,7 @@ from scaleset.domain.health import Answer
 from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
 from scaleset.domain.repairs import RepairBook, RepairPass, plan_repairs
-from scaleset.domain.resources import UpgradeMode
+from scaleset.domain.resources import ImageReference, UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.os_upgrade import platform_upgrade_due
 from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, Target, plan_rolling
@@ -58,7 +58,8 @@ class Engine:
         self.backend = backend
         self.clock = clock
         self.scheduler = Scheduler()
-        self._catalogue: Catalogue = catalogue or (lambda _image: [])
+        self._image_catalogue: Catalogue = catalogue or (lambda _image: [])
+        self._image_cache: dict[tuple[str | None, ...], list[str]] = {}
         self._extension_catalogue: ExtensionCatalogue = extension_catalogue or (lambda _publisher, _type: [])
         self._extension_cache: dict[tuple[str, str], list[str]] = {}
         self.health_wait = health_wait  # how long an upgraded instance has to turn healthy (docs/semantics.md)
@@ -97,6 +98,26 @@ class Engine:
 
     def catalogue(self) -> Catalogue:
         return self._catalogue
+
+    def _catalogue(self, image: ImageReference | None) -> list[str]:
+        """The image versions ``image`` can resolve to, cached until :meth:`catalogue_changed` (models tracking
+        ``latest`` ask on every call)."""
+        key = (
+            (
+                image.publisher,
+                image.offer,
+                image.sku,
+                image.id,
+                image.sharedGalleryImageId,
+                image.communityGalleryImageId,
+            )
+            if image is not None
+            else ()
+        )
+        found = self._image_cache.get(key)
+        if found is None:
+            found = self._image_cache[key] = list(self._image_catalogue(image))
+        return found
 
     def extension_versions(self, publisher: str, kind: str) -> list[str]:
         """The published versions of an extension (cached until :meth:`catalogue_changed`)."""
@@ -254,8 +275,9 @@ class Engine:
                 ),
                 now=now,
             )
+            if step.rollout != rollout:  # most passes only look: write the rollout when it changed
+                state.rollout_dirty = True
             state.rollout = step.rollout
-            state.rollout_dirty = True
             for event in step.events:
                 self._emit(state, now, event, rollout_id=rollout.rollout_id)
             actions.extend(step.actions)
@@ -264,7 +286,6 @@ class Engine:
             if not step.rollout.active:
                 record.active_rollout = None
                 record.quiet_since = now  # repairs wait a grace period after a rollout, too
-                state.record_dirty = True
 
         # 2. automatic mode
         if vmss.upgrade_mode is UpgradeMode.AUTOMATIC:
@@ -348,14 +369,12 @@ class Engine:
         )
         if result.book != book:
             record.repairs = result.book.model_dump(mode="json")
-            state.record_dirty = True
         state.repair_book = (record.repairs, result.book)
         return result
 
     def mark_set_change(self, state: ScaleSetState) -> None:
         """A PUT/PATCH/POST changed the scale set: automatic repairs wait a grace period from now."""
         state.record.quiet_since = self.clock.now()
-        state.record_dirty = True
 
     def catalogue_changed(self) -> list[ScaleSetState]:
         """An image or extension version was published or removed: wake every scale set; return those that will
@@ -363,6 +382,7 @@ class Engine:
         starting: list[ScaleSetState] = []
         now = self.clock.now()
         self._extension_cache.clear()
+        self._image_cache.clear()
         for state in self.states():
             if state.record.provisioning_state == "Deleting":
                 continue
@@ -427,7 +447,6 @@ class Engine:
             )
             state.instances[action.instance_id] = record
             state.record.next_instance_id = max(state.record.next_instance_id, action.instance_id + 1)
-            state.record_dirty = True
             state.removed.discard(action.instance_id)
         else:
             existing = state.instances.get(action.instance_id)
@@ -536,7 +555,6 @@ class Engine:
             wake = now
         if wake != record.wake_at:
             record.wake_at = wake
-            state.record_dirty = True
         self.persist(state)
         self.scheduler.set(state.set_id, wake)
 
@@ -561,7 +579,6 @@ class Engine:
         state.dirty.clear()
         state.removed.clear()
         state.rollout_dirty = False
-        state.record_dirty = False
         for op_id in [k for k, op in state.operations.items() if op.done]:
             del state.operations[op_id]
 

@@ -37,7 +37,6 @@ def start_due_rollout(
     record.active_rollout = rollout.rollout_id
     state.rollout = rollout
     state.rollout_dirty = True
-    state.record_dirty = True
     engine.emit_at(
         state,
         now,
@@ -59,7 +58,6 @@ def _model_rollout(
     if not record.rollout_requested:
         return None
     record.rollout_requested = False
-    state.record_dirty = True
     version = record.model_version
     if vmss.upgrade_mode is not UpgradeMode.ROLLING or not any(
         v.model_version != version and not v.protect_from_scale_set_actions for v in views
@@ -90,7 +88,6 @@ def _os_rollout(
     if record.os_upgrade_requested is not None:
         started_by, operation_id = record.os_upgrade_requested, record.os_upgrade_operation
         record.os_upgrade_requested = record.os_upgrade_operation = None
-        state.record_dirty = True
     elif platform_upgrade_due(vmss, views, latest=latest, attempted=record.os_upgrade_attempted, model_version=version):
         started_by = PLATFORM
     if started_by is None or latest is None:
@@ -128,7 +125,6 @@ def _extension_rollout(engine: Engine, state: ScaleSetState, now: float) -> tupl
     if record.extension_upgrade_requested is not None:
         started_by, operation_id = record.extension_upgrade_requested, record.extension_upgrade_operation
         record.extension_upgrade_requested = record.extension_upgrade_operation = None
-        state.record_dirty = True
     elif _platform_extension_upgrade_due(state, targets):
         started_by = PLATFORM
     if started_by is None:

@@ -62,7 +62,6 @@ class ScaleSetState:
     dirty: set[int] = field(default_factory=set)
     removed: set[int] = field(default_factory=set)
     rollout_dirty: bool = False
-    record_dirty: bool = False
     revision: int = 0  # bumped by every change, so renderings of this state can be cached
     render_cache: dict[Any, tuple[int, float, bytes]] = field(default_factory=dict)
     extension_lists: dict[int, list[Extension]] = field(default_factory=dict)

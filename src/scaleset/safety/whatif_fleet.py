@@ -261,7 +261,6 @@ class Fleet:
             state.instances[instance_id] = record
             state.touch(instance_id)
         state.record.next_instance_id = max(self.ids, default=-1) + 1
-        state.record_dirty = True
         engine.persist(state)
         engine.run_until(start - HEALTH_LEAD)
         by_answer: dict[Answer, list[int]] = {}
