@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from scaleset.api.arm import scale_set_state
-from scaleset.api.http import ApiError, json_body, json_response
-from scaleset.api.runtime import Runtime
+from scaleset.api.http import ApiError, invalid, json_body, json_response
+from scaleset.api.runtime import FAULTS, Runtime
 from scaleset.backends.simulated import Fault
 from scaleset.domain.health import Answer
 from scaleset.engine.clock import render_time
@@ -56,11 +56,9 @@ async def add_fault(request: Request, runtime: Runtime) -> Response:
     try:
         fault = Fault.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        raise ApiError(400, "InvalidParameter", f"Invalid fault: {first['msg']}", where) from exc
+        raise invalid("fault", exc) from exc
     key = runtime.fault_add(fault)
-    return json_response(request, {"id": key, **dict(runtime.store.get_document("fault", key) or {})}, 201)
+    return json_response(request, {"id": key, **dict(runtime.store.get_document(FAULTS, key) or {})}, 201)
 
 
 async def clear_faults(request: Request, runtime: Runtime) -> Response:

@@ -289,9 +289,7 @@ async def delete_scale_set(request: Request, runtime: Runtime, subscription: str
         return json_response(request, None, 204)
     state = scale_set_state(runtime, subscription, group, name)
     op = runtime.services.delete_scale_set(subscription, group, name, force=force)
-    return json_response(
-        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    )
+    return accepted(request, runtime, state, op)
 
 
 async def list_scale_sets(
@@ -323,7 +321,14 @@ async def scale_set_skus(request: Request, runtime: Runtime, subscription: str, 
     return json_response(request, codec.skus(scale_set_state(runtime, subscription, group, name)))
 
 
-def _instance_ids(body: dict[str, Any] | None) -> Any:
+def accepted(request: Request, runtime: Runtime, state: ScaleSetState, op: Operation) -> Response:
+    """202 Accepted for a long-running operation on the scale set, with Azure-AsyncOperation and Location."""
+    return json_response(
+        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
+    )
+
+
+def instance_ids(body: dict[str, Any] | None) -> Any:
     return None if body is None or body.get("instanceIds") is None else body["instanceIds"]
 
 
@@ -333,7 +338,7 @@ async def scale_set_action(
     action = action.lower()  # routes match case-insensitively: the SDK sends 'powerOff', the spec 'poweroff'
     state = scale_set_state(runtime, subscription, group, name)
     body = await json_body(request, required=action in ("manualupgrade", "delete"))
-    ids = _instance_ids(body)
+    ids = instance_ids(body)
     services = runtime.services
     if action == "manualupgrade":
         op = services.update_instances(subscription, group, name, ids)
@@ -344,18 +349,14 @@ async def scale_set_action(
     else:
         op = services.power(subscription, group, name, ids, POWER[action])
     settle(runtime, subscription, group, name)
-    return json_response(
-        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    )
+    return accepted(request, runtime, state, op)
 
 
 async def cancel_rolling(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
     state = scale_set_state(runtime, subscription, group, name)
     op = runtime.services.cancel_rolling_upgrade(subscription, group, name)
     settle(runtime, subscription, group, name)
-    return json_response(
-        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    )
+    return accepted(request, runtime, state, op)
 
 
 async def latest_rolling(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
@@ -494,9 +495,7 @@ async def delete_vm(
     force = _force_deletion(request)
     state, instance_id = vm_state(runtime, subscription, group, name, instance)
     op = runtime.services.delete_instances(subscription, group, name, [str(instance_id)], force=force)
-    return json_response(
-        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    )
+    return accepted(request, runtime, state, op)
 
 
 async def vm_action(
@@ -512,9 +511,7 @@ async def vm_action(
         op = services.reimage(subscription, group, name, ids, data_disks=action == "reimageall", scale_set_action=False)
     else:
         op = services.power(subscription, group, name, ids, POWER[action], scale_set_action=False)
-    return json_response(
-        request, None, 202, lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    )
+    return accepted(request, runtime, state, op)
 
 
 # ---------------------------------------------------------------------- operations

@@ -13,12 +13,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from scaleset.domain.health import HealthState, health_extension_index
+from scaleset.domain.health import HealthState
 from scaleset.domain.instances import POWER_DISPLAY, InstanceView, ProvisioningState, computer_name
 from scaleset.domain.records import InstanceRecord, Operation
-from scaleset.domain.repairs import RepairBook, service_state
+from scaleset.domain.repairs import service_state
 from scaleset.domain.resources import VirtualMachineScaleSet
-from scaleset.engine.services import scale_set_id
+from scaleset.engine.lookups import arm_id
 from scaleset.engine.state import ScaleSetState
 
 Render = Callable[[float], str]
@@ -69,8 +69,7 @@ def provisioning_status(view: InstanceView, when: str) -> dict[str, Any]:
 
 
 def vm_id(state: ScaleSetState, instance_id: int) -> str:
-    record = state.record
-    return f"{scale_set_id(record.subscription, record.resource_group, record.name)}/virtualMachines/{instance_id}"
+    return f"{arm_id(state)}/virtualMachines/{instance_id}"
 
 
 def _vm_uuid(state: ScaleSetState, record: InstanceRecord) -> str:
@@ -249,8 +248,7 @@ def scale_set_instance_view(
             else _status("ProvisioningState/deleting", "Info", "Deleting", when)
         ],
     }
-    book = RepairBook.model_validate(state.record.repairs) if state.record.repairs else RepairBook()
-    current = service_state(state.vmss.properties.automaticRepairsPolicy, book)
+    current = service_state(state.vmss.properties.automaticRepairsPolicy, state.repairs())
     if current is not None:
         out["orchestrationServices"] = [{"serviceName": "AutomaticRepairs", "serviceState": current.value}]
     return out
@@ -277,7 +275,3 @@ def operation_status(op: Operation, *, render_time: Render) -> dict[str, Any]:
     if op.error is not None:
         out["error"] = dict(op.error)
     return out
-
-
-def has_health_extension(vmss: VirtualMachineScaleSet) -> bool:
-    return health_extension_index(vmss) is not None

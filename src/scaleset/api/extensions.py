@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.http import ApiError, json_body, json_response
+from scaleset.api.http import ApiError, invalid, json_body, json_response
 from scaleset.domain.extensions import ExtensionVersion, extension_key
 from scaleset.domain.images import version_key
 from scaleset.store.base import Store
@@ -73,10 +73,7 @@ async def put_extension(request: Request, runtime: Runtime, *, publisher: str, k
             {"description": body.get("description", ""), "publisher": publisher, "type": kind, "version": version}
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or None
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise ApiError(400, "InvalidParameter", f"Invalid extension version: {message}", where) from exc
+        raise invalid("extension version", exc) from exc
     existed = runtime.store.get_document(EXTENSIONS, extension.key) is not None
     runtime.store.put_document(EXTENSIONS, extension.key, extension.model_dump())
     _, extension_upgrades = runtime.services.catalogue_changed()

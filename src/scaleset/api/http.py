@@ -6,10 +6,12 @@ import json
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from scaleset.domain.errors import DomainError
+from scaleset.domain.validation import arm_path
 
 
 class ApiError(Exception):
@@ -113,3 +115,11 @@ def _depth(value: Any) -> int:
         children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
     return deepest
+
+
+def invalid(what: str, exc: ValidationError) -> ApiError:
+    """400 ``InvalidParameter`` for the first thing pydantic refused in ``what`` (an image version, a fault...),
+    its location as ARM writes targets."""
+    first = exc.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ApiError(400, "InvalidParameter", f"Invalid {what}: {message}", arm_path(first["loc"]) or None)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.auth import DEFAULT_RESOURCE, openid_configuration, resource_from_scope
+from scaleset.api.auth import DEFAULT_RESOURCE, TOKEN_LIFETIME, openid_configuration, resource_from_scope
 from scaleset.api.http import ApiError, json_response
 from scaleset.api.runtime import Runtime
 
@@ -65,7 +65,7 @@ async def msi_token(request: Request, runtime: Runtime) -> Response:
         {
             "access_token": access,
             "expires_on": str(expires),
-            "expires_in": "3600",
+            "expires_in": str(TOKEN_LIFETIME),
             "resource": resource,
             "token_type": "Bearer",
             "client_id": runtime.identity.client_id,

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.http import ApiError, json_body, json_response
+from scaleset.api.http import ApiError, invalid, json_body, json_response
 from scaleset.domain.catalogue import BUILTIN_IMAGES, ImageVersion, gallery_conflict, image_key
 from scaleset.domain.images import version_key
 from scaleset.store.base import Store
@@ -108,13 +108,6 @@ def _not_found(publisher: str, offer: str, sku: str, version: str) -> ApiError:
     return ApiError(404, "NotFound", f"Image version '{publisher}:{offer}:{sku}:{version}' was not found.")
 
 
-def _invalid(exc: ValidationError) -> ApiError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or None
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return ApiError(400, "InvalidParameter", f"Invalid image version: {message}", where)
-
-
 async def list_images(request: Request, runtime: Runtime) -> Response:
     return json_response(request, {"value": [image_json(image) for image in catalogue_images(runtime.store)]})
 
@@ -145,7 +138,7 @@ async def put_image(
     try:
         image = ImageVersion.model_validate({**body, **path})
     except ValidationError as exc:
-        raise _invalid(exc) from exc
+        raise invalid("image version", exc) from exc
     if is_builtin(image.key):
         raise ApiError(
             409,

@@ -26,7 +26,7 @@ from scaleset.domain.errors import DomainError
 from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS
 from scaleset.engine.clock import Clock, ScaledClock, SystemClock
 from scaleset.engine.engine import Engine
-from scaleset.engine.services import Services
+from scaleset.engine.services import Services, scale_set_id
 from scaleset.store.base import Store
 
 log = logging.getLogger("scaleset.serve")
@@ -259,10 +259,7 @@ class Runtime:
     async def _announce_demo(self) -> None:
         """Once the demo's load balancer listens, print what to try next."""
         url = None
-        set_id = (
-            f"/subscriptions/{self.identity.subscription}/resourcegroups/{DEMO_GROUP}/providers/"
-            f"microsoft.compute/virtualmachinescalesets/{DEMO_SET}"
-        )
+        set_id = scale_set_id(self.identity.subscription, DEMO_GROUP, DEMO_SET).lower()  # as the engine keys it
         for _ in range(200):  # up to 10 s for the first instances to bring the load balancer up
             if self.process is None:
                 break

@@ -6,18 +6,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from scaleset.api.arm import lro_headers, scale_set_state, settle, vm_state
+from scaleset.api.arm import accepted, instance_ids, scale_set_state, settle, vm_state
 from scaleset.api.http import json_body, json_response
 from scaleset.api.runtime import Runtime
-from scaleset.domain.records import Operation
 from scaleset.domain.upgrade.status import history_entry
 from scaleset.engine.clock import render_time
-from scaleset.engine.state import ScaleSetState
-
-
-def _accepted(request: Request, runtime: Runtime, state: ScaleSetState, op: Operation) -> Response:
-    headers = lro_headers(request, runtime, op, state.vmss.location or "", location=True)
-    return json_response(request, None, 202, headers)
 
 
 async def start_os_upgrade(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
@@ -25,7 +18,7 @@ async def start_os_upgrade(request: Request, runtime: Runtime, subscription: str
     await json_body(request, required=False)
     op = runtime.services.start_os_upgrade(subscription, group, name)
     settle(runtime, subscription, group, name)
-    return _accepted(request, runtime, state, op)
+    return accepted(request, runtime, state, op)
 
 
 async def start_extension_upgrade(
@@ -35,7 +28,7 @@ async def start_extension_upgrade(
     await json_body(request, required=False)
     op = runtime.services.start_extension_upgrade(subscription, group, name)
     settle(runtime, subscription, group, name)
-    return _accepted(request, runtime, state, op)
+    return accepted(request, runtime, state, op)
 
 
 async def os_upgrade_history(request: Request, runtime: Runtime, subscription: str, group: str, name: str) -> Response:
@@ -53,10 +46,9 @@ async def approve_rolling_upgrade(
 ) -> Response:
     state = scale_set_state(runtime, subscription, group, name)
     body = await json_body(request, required=False)
-    ids = None if body is None or body.get("instanceIds") is None else body["instanceIds"]
-    op = runtime.services.approve_rolling_upgrade(subscription, group, name, ids)
+    op = runtime.services.approve_rolling_upgrade(subscription, group, name, instance_ids(body))
     settle(runtime, subscription, group, name)
-    return _accepted(request, runtime, state, op)
+    return accepted(request, runtime, state, op)
 
 
 async def approve_vm_rolling_upgrade(
@@ -66,7 +58,7 @@ async def approve_vm_rolling_upgrade(
     await json_body(request, required=False)
     op = runtime.services.approve_rolling_upgrade(subscription, group, name, [str(instance_id)])
     settle(runtime, subscription, group, name)
-    return _accepted(request, runtime, state, op)
+    return accepted(request, runtime, state, op)
 
 
 async def set_orchestration_service_state(
@@ -76,4 +68,4 @@ async def set_orchestration_service_state(
     body = await json_body(request, required=True)
     op = runtime.services.set_orchestration_service_state(subscription, group, name, body)
     settle(runtime, subscription, group, name)
-    return _accepted(request, runtime, state, op)
+    return accepted(request, runtime, state, op)

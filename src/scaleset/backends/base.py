@@ -26,7 +26,6 @@ START = "start"
 RESTART = "restart"
 POWER_OFF = "powerOff"
 DEALLOCATE = "deallocate"
-ACTIONS = (CREATE, UPGRADE, REIMAGE, DELETE, START, RESTART, POWER_OFF, DEALLOCATE)
 
 
 @dataclass(frozen=True, slots=True)

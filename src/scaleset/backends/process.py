@@ -97,7 +97,6 @@ class Instance:
     action: asyncio.Task[None] | None = None
     gone: bool = False
     log_path: Path | None = None
-    probe_settings: ProbeSettings | None = None
 
 
 @dataclass
@@ -484,7 +483,7 @@ class ProcessBackend:
             inst.prober_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await inst.prober_task
-        inst.prober, inst.prober_task, inst.probe_settings = None, None, settings
+        inst.prober, inst.prober_task = None, None
         if settings is None:
             return
         # The settings name the application's port inside a VM; here every instance has a port of its own.

@@ -27,16 +27,6 @@ def parse_duration(text: str) -> float:
     return parts["days"] * 86400 + parts["hours"] * 3600 + parts["minutes"] * 60 + parts["seconds"]
 
 
-def is_duration(text: object) -> bool:
-    if not isinstance(text, str):
-        return False
-    try:
-        parse_duration(text)
-    except ValueError:
-        return False
-    return True
-
-
 def format_duration(seconds: float) -> str:
     """The canonical ARM spelling: ``format_duration(5400) == "PT1H30M"``, ``format_duration(0) == "PT0S"``."""
     whole = round(seconds, 3)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from scaleset.domain.resources import VirtualMachineScaleSet
+from scaleset.domain.resources import Extension, VirtualMachineScaleSet
 
 HEALTH_EXTENSION_PUBLISHER = "microsoft.managedservices"
 HEALTH_EXTENSION_TYPES = ("applicationhealthlinux", "applicationhealthwindows")
@@ -92,14 +92,15 @@ class ProbeSettings:
         return HealthState.UNHEALTHY
 
 
+def is_health_extension(extension: Extension) -> bool:
+    """The Application Health extension (Linux or Windows), publisher and type in any case."""
+    props = extension.properties
+    publisher, kind = (props.publisher or "").lower(), (props.type or "").lower()
+    return publisher == HEALTH_EXTENSION_PUBLISHER and kind in HEALTH_EXTENSION_TYPES
+
+
 def health_extension_index(vmss: VirtualMachineScaleSet) -> int | None:
-    for index, ext in enumerate(vmss.extensions):
-        props = ext.properties
-        if (props.publisher or "").lower() == HEALTH_EXTENSION_PUBLISHER and (
-            props.type or ""
-        ).lower() in HEALTH_EXTENSION_TYPES:
-            return index
-    return None
+    return next((index for index, ext in enumerate(vmss.extensions) if is_health_extension(ext)), None)
 
 
 def probe_settings(vmss: VirtualMachineScaleSet) -> ProbeSettings | None:

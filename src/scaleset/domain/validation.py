@@ -30,9 +30,9 @@ from scaleset.domain.errors import (
     invalid_parameter,
     property_change_not_allowed,
 )
-from scaleset.domain.health import HEALTH_EXTENSION_PUBLISHER, HEALTH_EXTENSION_TYPES, probe_settings
+from scaleset.domain.health import is_health_extension, probe_settings
 from scaleset.domain.images import tracks_latest
-from scaleset.domain.resources import Extension, OrchestrationMode, UpgradeMode, VirtualMachineScaleSet
+from scaleset.domain.resources import OrchestrationMode, UpgradeMode, VirtualMachineScaleSet
 
 UPGRADE_POLICY = "properties.upgradePolicy"
 ROLLING_POLICY = f"{UPGRADE_POLICY}.rollingUpgradePolicy"
@@ -334,7 +334,7 @@ def _check_extensions(new: VirtualMachineScaleSet) -> None:
                     f"Extension name '{extension.name}' is used by extensions[{first}] "
                     f"and extensions[{index}]. Extension names must be unique.",
                 )
-        if not _is_health_extension(extension):
+        if not is_health_extension(extension):
             continue
         if health_at is not None:
             raise invalid_parameter(
@@ -343,12 +343,6 @@ def _check_extensions(new: VirtualMachineScaleSet) -> None:
             )
         health_at = index
         _check_health_settings(extension.properties.settings, at=f"{at}.properties.settings")
-
-
-def _is_health_extension(extension: Extension) -> bool:
-    props = extension.properties
-    publisher, kind = (props.publisher or "").lower(), (props.type or "").lower()
-    return publisher == HEALTH_EXTENSION_PUBLISHER and kind in HEALTH_EXTENSION_TYPES
 
 
 def _check_health_settings(settings: dict[str, Any] | None, *, at: str) -> None:

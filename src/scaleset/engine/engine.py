@@ -21,7 +21,7 @@ from scaleset.domain.extensions import EXTENSION_UPGRADE, ExtensionCatalogue, de
 from scaleset.domain.health import Answer
 from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by
 from scaleset.domain.records import InstanceRecord, Operation, OperationStatus
-from scaleset.domain.repairs import RepairBook, RepairPass, plan_repairs
+from scaleset.domain.repairs import RepairPass, plan_repairs
 from scaleset.domain.resources import ImageReference, UpgradeMode
 from scaleset.domain.upgrade.automatic import plan_automatic
 from scaleset.domain.upgrade.os_upgrade import platform_upgrade_due
@@ -29,7 +29,7 @@ from scaleset.domain.upgrade.rolling import HEALTH_WAIT_SECONDS, Target, plan_ro
 from scaleset.domain.upgrade.status import OS_UPGRADE
 from scaleset.engine.clock import Clock, VirtualClock
 from scaleset.engine.operations import settle_operations
-from scaleset.engine.scheduler import PRIORITY_PASS, PRIORITY_TIMELINE, Scheduler
+from scaleset.engine.scheduler import PRIORITY_TIMELINE, Scheduler
 from scaleset.engine.starts import extension_upgrade_due, outdated_instances, start_due_rollout
 from scaleset.engine.state import CachedView, Catalogue, ScaleSetState
 from scaleset.store.base import Store
@@ -279,7 +279,7 @@ class Engine:
                 state.rollout_dirty = True
             state.rollout = step.rollout
             for event in step.events:
-                self._emit(state, now, event, rollout_id=rollout.rollout_id)
+                self.emit_at(state, now, event, rollout_id=rollout.rollout_id)
             actions.extend(step.actions)
             if step.wake_at is not None:
                 waits.append(step.wake_at)
@@ -293,7 +293,7 @@ class Engine:
             actions.extend(plan.actions)
             attach.extend(plan.instance_ids)
             for event in plan.events:
-                self._emit(state, now, event)
+                self.emit_at(state, now, event)
 
         # 3. automatic repairs (held while a rolling upgrade runs); applied at once, so capacity sees them
         repairs = self._plan_repairs(state, views, actions, now)
@@ -301,7 +301,7 @@ class Engine:
             for action in repairs.actions:
                 self.apply(state, action, now)
             for event in repairs.events:
-                self._emit(state, now, event)
+                self.emit_at(state, now, event)
             if repairs.actions:
                 views = self.observe(state, now)
             if repairs.wake_at is not None:
@@ -322,7 +322,7 @@ class Engine:
         actions.extend(sizing.actions)
         attach.extend(a.instance_id for a in sizing.actions)
         for event in sizing.events:
-            self._emit(state, now, event)
+            self.emit_at(state, now, event)
 
         for action in actions:
             self.apply(state, action, now)
@@ -347,11 +347,7 @@ class Engine:
         policy = vmss.properties.automaticRepairsPolicy
         if (policy is None or not policy.enabled) and not record.repairs:
             return None
-        cached = state.repair_book
-        if cached is not None and cached[0] is record.repairs:
-            book = cached[1]  # parsing hundreds of attempts every pass would dominate it
-        else:
-            book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
+        book = state.repairs()
         probe = state.model(self.store, record.model_version, self.catalogue()).probe
         created = [a.instance_id for a in planned if isinstance(a, Create)]
         rollout = state.rollout
@@ -368,8 +364,7 @@ class Engine:
             grace=self.repairs_grace,
         )
         if result.book != book:
-            record.repairs = result.book.model_dump(mode="json")
-        state.repair_book = (record.repairs, result.book)
+            state.set_repairs(result.book)
         return result
 
     def mark_set_change(self, state: ScaleSetState) -> None:
@@ -415,7 +410,7 @@ class Engine:
         if not state.instances:
             for op in state.operations.values():
                 op.status, op.ended_at, op.pending = OperationStatus.SUCCEEDED, now, False
-            self._emit(state, now, Event("scaleSetDeleted", {}))
+            self.emit_at(state, now, Event("scaleSetDeleted", {}))
             with self.store.transaction():
                 self._flush_events()
                 for op in state.operations.values():
@@ -530,18 +525,16 @@ class Engine:
 
     # ----------------------------------------------------------------- persistence
 
-    def _emit(self, state: ScaleSetState, now: float, event: Event, *, rollout_id: str | None = None) -> None:
+    def emit_at(self, state: ScaleSetState, now: float, event: Event, *, rollout_id: str | None = None) -> None:
+        """Add ``event`` to the activity log at ``now`` (written with the next persist)."""
         row: dict[str, Any] = {"time": now, "scaleSet": state.set_id, "kind": event.kind}
         if rollout_id is not None:
             row["rolloutId"] = rollout_id
         row.update(event.data)
         self._events.append(row)
 
-    def emit_at(self, state: ScaleSetState, now: float, event: Event, *, rollout_id: str | None = None) -> None:
-        self._emit(state, now, event, rollout_id=rollout_id)
-
     def emit(self, state: ScaleSetState, event: Event) -> None:
-        self._emit(state, self.clock.now(), event)
+        self.emit_at(state, self.clock.now(), event)
 
     def _flush_events(self) -> None:
         if self._events:
@@ -591,4 +584,4 @@ _POWER_ACTIONS = {
 }
 
 
-__all__ = ["PRIORITY_PASS", "Engine", "EngineError"]
+__all__ = ["Engine", "EngineError"]

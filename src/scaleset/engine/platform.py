@@ -6,7 +6,7 @@ from __future__ import annotations
 from scaleset.domain import errors
 from scaleset.domain.actions import Event
 from scaleset.domain.records import Operation
-from scaleset.domain.repairs import RepairBook, set_service_state
+from scaleset.domain.repairs import set_service_state
 from scaleset.domain.upgrade.os_upgrade import USER
 from scaleset.domain.upgrade.status import OS_UPGRADE, Rollout
 from scaleset.domain.validation import validate_orchestration_request
@@ -43,9 +43,9 @@ class PlatformServices(ServicesBase):
         """Record a user's request for an OS or extension upgrade; the next pass starts it (engine/starts.py)."""
         state = self._state(subscription, resource_group, name)
         self._not_deleting(state, kind)
-        self._no_rollout(state, kind)
+        self._no_rollout(state, kind)  # also refuses while another user-requested upgrade waits for its pass
         record = state.record
-        if record.os_upgrade_requested or record.extension_upgrade_requested or record.rollout_requested:
+        if record.rollout_requested:
             raise errors.operation_not_allowed(
                 f"Operation '{kind}' is not allowed on Virtual Machine Scale Set '{name}' while another rolling "
                 "upgrade is starting."
@@ -117,13 +117,11 @@ class PlatformServices(ServicesBase):
         state = self._state(subscription, resource_group, name)
         self._not_deleting(state, "setOrchestrationServiceState")
         service, action = validate_orchestration_request(body)
-        record = state.record
-        book = RepairBook.model_validate(record.repairs) if record.repairs else RepairBook()
         engine = self.engine
         changed, event = set_service_state(
-            state.vmss.properties.automaticRepairsPolicy, book, action, now=engine.clock.now()
+            state.vmss.properties.automaticRepairsPolicy, state.repairs(), action, now=engine.clock.now()
         )
-        record.repairs = changed.model_dump(mode="json")
+        state.set_repairs(changed)
         engine.emit(state, Event(event.kind, {"serviceName": service, **event.data}))
         op = engine.start_operation(state, "setOrchestrationServiceState", pending=False)
         engine.persist(state)

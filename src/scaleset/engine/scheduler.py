@@ -35,17 +35,11 @@ class Scheduler:
         self._pending[(priority, key)] = at
         heapq.heappush(self._heap, Wake(at, priority, key))
 
-    def cancel(self, key: str, *, priority: int = PRIORITY_PASS) -> None:
-        self._pending.pop((priority, key), None)
-
     def set(self, key: str, at: float | None, *, priority: int = PRIORITY_PASS) -> None:
         """Replace ``key``'s wake-up with ``at`` (None: no wake-up)."""
         self._pending.pop((priority, key), None)
         if at is not None:
             self.request(key, at, priority=priority)
-
-    def due(self, key: str, *, priority: int = PRIORITY_PASS) -> float | None:
-        return self._pending.get((priority, key))
 
     def peek(self) -> Wake | None:
         self._drop_stale()
@@ -65,6 +59,3 @@ class Scheduler:
             if self._pending.get((top.priority, top.key)) == top.time:
                 return
             heapq.heappop(self._heap)
-
-    def __len__(self) -> int:
-        return len(self._pending)

@@ -17,17 +17,17 @@ from scaleset.domain.health import Answer
 from scaleset.domain.instances import InstanceView, ProvisioningState
 from scaleset.domain.merge import merge_patch, merge_put
 from scaleset.domain.records import Operation, ScaleSetRecord
-from scaleset.domain.resources import VirtualMachineScaleSet
+from scaleset.domain.resources import UpgradeMode, VirtualMachineScaleSet
 from scaleset.domain.upgrade.manual import plan_manual_upgrade, plan_reimage
 from scaleset.domain.upgrade.rolling import request_cancel
-from scaleset.domain.upgrade.status import Rollout
+from scaleset.domain.upgrade.status import RollingStatusCode, Rollout
 from scaleset.domain.validation import (
     parse_scale_set,
     validate_protection_policy,
     validate_scale_set,
 )
 from scaleset.engine.clock import render_time
-from scaleset.engine.lookups import RESOURCE_TYPE, _key, scale_set_id
+from scaleset.engine.lookups import RESOURCE_TYPE, _key, arm_id, scale_set_id
 from scaleset.engine.operations import CANCEL_OPERATION
 from scaleset.engine.platform import PlatformServices
 from scaleset.engine.state import ScaleSetState, model_hash
@@ -120,7 +120,7 @@ class Services(PlatformServices):
             record.etag += 1
             state.vmss = vmss
             rollout_active = state.rollout is not None and state.rollout.active
-            if vmss.upgrade_mode.value == "Rolling" and not rollout_active:
+            if vmss.upgrade_mode is UpgradeMode.ROLLING and not rollout_active:
                 record.rollout_requested = True
             op = engine.start_operation(state, "update")
             engine.mark_set_change(state)
@@ -151,7 +151,7 @@ class Services(PlatformServices):
             if state.rollout is not None and state.rollout.active:
                 state.rollout = (
                     request_cancel(state.rollout, now=engine.clock.now())
-                    if state.rollout.code.value == ("RollingForward")
+                    if state.rollout.code is RollingStatusCode.ROLLING_FORWARD
                     else state.rollout
                 )
                 state.rollout_dirty = True
@@ -197,7 +197,7 @@ class Services(PlatformServices):
         properties["uniqueId"] = record.unique_id
         properties["timeCreated"] = render_time(record.created_at)
         return {
-            "id": scale_set_id(record.subscription, record.resource_group, record.name),
+            "id": arm_id(state),
             "name": record.name,
             "type": RESOURCE_TYPE,
             **body,

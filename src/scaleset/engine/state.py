@@ -112,6 +112,18 @@ class ScaleSetState:
             found = self.extension_lists[version] = list(vmss.extensions)
         return found
 
+    def repairs(self) -> RepairBook:
+        """The automatic-repairs book of the record, parsed once per change (every pass reads it)."""
+        cached = self.repair_book
+        if cached is None or cached[0] is not self.record.repairs:
+            book = RepairBook.model_validate(self.record.repairs) if self.record.repairs else RepairBook()
+            cached = self.repair_book = (self.record.repairs, book)
+        return cached[1]
+
+    def set_repairs(self, book: RepairBook) -> None:
+        self.record.repairs = book.model_dump(mode="json")
+        self.repair_book = (self.record.repairs, book)
+
     def touch(self, instance_id: int) -> None:
         self.dirty.add(instance_id)
         self.views.pop(instance_id, None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from scaleset.domain.actions import Event, Upgrade, UpgradeReason
-from scaleset.domain.instances import InstanceView, ProvisioningState
+from scaleset.domain.instances import InstanceView
 from scaleset.domain.upgrade.manual import InstancePlan
 
 
@@ -19,9 +19,8 @@ def plan_automatic(instances: Sequence[InstanceView], *, target_version: int) ->
     for view in instances:
         if (
             view.model_version != target_version
-            and not view.busy
+            and not view.busy  # deleting instances are busy too
             and not view.protect_from_scale_set_actions
-            and view.provisioning is not ProvisioningState.DELETING
         ):
             plan.actions.append(Upgrade(view.instance_id, target_version, UpgradeReason.AUTOMATIC))
             plan.instance_ids.append(view.instance_id)

@@ -31,7 +31,7 @@ from scaleset.domain.durations import parse_duration
 from scaleset.domain.health import ProbeSettings
 from scaleset.domain.instances import POLL_SECONDS, InstanceView, ProvisioningState, done_by, next_look
 from scaleset.domain.resources import RollingUpgradePolicy
-from scaleset.domain.upgrade.status import Phase, Progress, RollingStatusCode, Rollout
+from scaleset.domain.upgrade.status import MODEL_UPGRADE, Phase, Progress, RollingStatusCode, Rollout
 
 HEALTH_WAIT_SECONDS = 300.0
 """How long an upgraded instance has to turn healthy after its update finished (or the rich-health grace period,
@@ -87,7 +87,7 @@ def start_rollout(
     target_version: int,
     now: float,
     operation_id: str | None = None,
-    kind: str = "ModelUpgrade",
+    kind: str = MODEL_UPGRADE,
 ) -> Rollout:
     return Rollout(
         rollout_id=rollout_id,

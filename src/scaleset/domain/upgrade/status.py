@@ -52,7 +52,7 @@ class Rollout(BaseModel):
 
     rollout_id: str
     set_id: str
-    kind: str = "ModelUpgrade"
+    kind: str = MODEL_UPGRADE
     policy: dict[str, Any]
     target_version: int
     started_at: float
