@@ -76,33 +76,18 @@ def _vm_uuid(state: ScaleSetState, record: InstanceRecord) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{state.record.unique_id}/{record.instance_id}/{record.created_at}"))
 
 
-_PARSED: dict[int, tuple[dict[str, Any], VirtualMachineScaleSet]] = {}
-
-
-def _parsed(model_body: dict[str, Any]) -> VirtualMachineScaleSet:
-    """The parsed model, memoised by the identity of the (cached, never mutated) stored body."""
-    hit = _PARSED.get(id(model_body))
-    if hit is not None and hit[0] is model_body:
-        return hit[1]
-    if len(_PARSED) > 256:
-        _PARSED.clear()
-    parsed = VirtualMachineScaleSet.model_validate(model_body)
-    _PARSED[id(model_body)] = (model_body, parsed)
-    return parsed
-
-
 def vm_resource(
     state: ScaleSetState,
     record: InstanceRecord,
     view: InstanceView,
     *,
+    model: VirtualMachineScaleSet,
     model_body: dict[str, Any],
     render_time: Render,
     expand_instance_view: bool = False,
 ) -> dict[str, Any]:
-    """``VirtualMachineScaleSetVM``: one instance with the model it runs."""
+    """``VirtualMachineScaleSetVM``: one instance with the model it runs (parsed, and its stored body)."""
     vmss_name = state.record.name
-    model = _parsed(model_body)
     profile = copy.deepcopy((model_body.get("properties") or {}).get("virtualMachineProfile") or {})
     storage = profile.get("storageProfile") or {}
     image = dict(storage.get("imageReference") or {})

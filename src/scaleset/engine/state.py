@@ -64,7 +64,7 @@ class ScaleSetState:
     rollout_dirty: bool = False
     revision: int = 0  # bumped by every change, so renderings of this state can be cached
     render_cache: dict[Any, tuple[int, float, bytes]] = field(default_factory=dict)
-    extension_lists: dict[int, list[Extension]] = field(default_factory=dict)
+    parsed_models: dict[int, VirtualMachineScaleSet] = field(default_factory=dict)
     repair_book: tuple[dict[str, Any], RepairBook] | None = None  # record.repairs (by identity) and its parse
 
     @property
@@ -86,7 +86,7 @@ class ScaleSetState:
         call, so a version published later reaches new and reimaged instances, not running ones."""
         cached = self.models.get(version)
         if cached is None:
-            vmss = VirtualMachineScaleSet.model_validate(self.model_body(store, version))
+            vmss = self.parsed(store, version)
             names = tuple(ext.name or "" for ext in vmss.extensions)
             cached = InstanceModel(
                 version,
@@ -104,13 +104,16 @@ class ScaleSetState:
                 self.models[version] = cached
         return cached
 
+    def parsed(self, store: Store, version: int) -> VirtualMachineScaleSet:
+        """Model ``version``'s body as the resource model (parsed once)."""
+        found = self.parsed_models.get(version)
+        if found is None:
+            found = self.parsed_models[version] = VirtualMachineScaleSet.model_validate(self.model_body(store, version))
+        return found
+
     def extensions(self, store: Store, version: int) -> list[Extension]:
         """The extensions of model ``version``."""
-        found = self.extension_lists.get(version)
-        if found is None:
-            vmss = VirtualMachineScaleSet.model_validate(self.model_body(store, version))
-            found = self.extension_lists[version] = list(vmss.extensions)
-        return found
+        return self.parsed(store, version).extensions
 
     def repairs(self) -> RepairBook:
         """The automatic-repairs book of the record, parsed once per change (every pass reads it)."""
